@@ -1,0 +1,1 @@
+//! vzbuild: OS templates as OCI image layouts (work in progress).

@@ -1,0 +1,1 @@
+//! Runtime-agnostic OCI conformance suite (work in progress).

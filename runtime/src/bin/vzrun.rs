@@ -1,0 +1,1 @@
+fn main() { eprintln!("vzrun: not built yet"); std::process::exit(1) }

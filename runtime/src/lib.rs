@@ -1,0 +1,1 @@
+//! vzrun library (work in progress).
