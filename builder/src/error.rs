@@ -24,11 +24,12 @@ pub enum Error {
     NotFound(String),
     #[error("corrupt template {}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
-    #[error("{context}: {source}")]
+    // The OS error is part of the message (not a `source`), so that printing
+    // the error chain does not repeat it.
+    #[error("{context}: {err}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("{0}")]
     Invalid(String),
@@ -48,7 +49,7 @@ impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            err: source,
         }
     }
 

@@ -119,8 +119,9 @@ pub fn pack(root: &Path, output: &Output, opts: &PackOptions) -> Result<Packed> 
             root.display()
         )));
     }
-    let info = inspect_root(root)?;
-    let mut info = info;
+    // An unreadable root must fail as such, not as "no os-release".
+    std::fs::read_dir(root).map_err(|e| Error::io_path("listing", root, e))?;
+    let mut info = inspect_root(root)?;
     if let Some(a) = &opts.arch {
         info.arch = Some(a.clone());
     }
