@@ -239,7 +239,6 @@ pub fn pack(root: &Path, output: &Output, opts: &PackOptions) -> Result<Packed> 
         opts.threads
     };
     let counters = Arc::new(Counters::default());
-    let out_counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let show = progress::wanted(opts.progress);
     let report;
     let written;
@@ -261,7 +260,7 @@ pub fn pack(root: &Path, output: &Output, opts: &PackOptions) -> Result<Packed> 
             opts.compression,
             threads,
             &image_meta,
-            Some(out_counter),
+            Some(Arc::clone(&counters)),
             |enc| {
                 rep = Some(write_tree(root, enc, &walk_opts, c2)?);
                 Ok(())
