@@ -5,9 +5,9 @@
 //! compressed on its own by a pool of workers into a complete gzip member
 //! (libdeflate) or zstd frame; members/frames are written in order. Concatenated
 //! gzip members and zstd frames are standard (RFC 1952 section 2.2, RFC 8878
-//! section 3.1), and the same approach is used by eStargz layers. Meanwhile one
-//! thread hashes the uncompressed stream (the OCI `diff_id`) and the writer
-//! hashes the compressed bytes (the blob digest) as they go to disk.
+//! section 3.1), and the same approach is used by eStargz layers. The writer
+//! thread hashes, in order, both the uncompressed chunks (the OCI `diff_id`)
+//! and the compressed bytes (the blob digest) as they go to disk.
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -57,7 +57,9 @@ pub struct LayerStats {
     pub uncompressed_size: u64,
 }
 
-type Job = (u64, Arc<Vec<u8>>);
+type Job = (u64, Vec<u8>);
+/// A compressed chunk with its input, which the writer hashes in order.
+type Done = (u64, io::Result<Vec<u8>>, Vec<u8>);
 
 enum Coder {
     Gzip(libdeflater::Compressor),
@@ -105,11 +107,9 @@ pub struct ParallelEncoder<W: Write + Send + 'static> {
     chunk: usize,
     next_index: u64,
     total_in: u64,
-    hash_tx: Option<SyncSender<Arc<Vec<u8>>>>,
     job_tx: Option<SyncSender<Job>>,
-    hasher: Option<JoinHandle<(String, u64)>>,
     workers: Vec<JoinHandle<io::Result<()>>>,
-    writer: Option<JoinHandle<io::Result<(W, String, u64)>>>,
+    writer: Option<JoinHandle<io::Result<WriterResult<W>>>>,
     /// Compressed bytes written so far (for progress).
     pub written: Arc<AtomicU64>,
 }
@@ -122,20 +122,9 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
         // Validate the level before starting threads.
         Coder::new(compression)?;
 
-        let (hash_tx, hash_rx) = sync_channel::<Arc<Vec<u8>>>(2);
-        let hasher = std::thread::spawn(move || {
-            let mut h = Sha256::new();
-            let mut n = 0u64;
-            for c in hash_rx {
-                h.update(&c[..]);
-                n += c.len() as u64;
-            }
-            (hex(&h.finalize()), n)
-        });
-
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done_rx) = sync_channel::<(u64, io::Result<Vec<u8>>)>(threads * 2);
+        let (done_tx, done_rx) = sync_channel::<Done>(threads);
         let mut workers = Vec::new();
         for _ in 0..threads {
             let rx = Arc::clone(&job_rx);
@@ -146,8 +135,7 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
                     let job = rx.lock().map_err(|_| io::Error::other("poisoned"))?.recv();
                     let Ok((idx, data)) = job else { return Ok(()) };
                     let res = coder.compress(&data);
-                    drop(data);
-                    if tx.send((idx, res)).is_err() {
+                    if tx.send((idx, res, data)).is_err() {
                         return Ok(());
                     }
                 }
@@ -162,9 +150,7 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
             chunk,
             next_index: 0,
             total_in: 0,
-            hash_tx: Some(hash_tx),
             job_tx: Some(job_tx),
-            hasher: Some(hasher),
             workers,
             writer: Some(writer),
             written,
@@ -175,18 +161,10 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = Arc::new(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(self.chunk),
-        ));
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
         let idx = self.next_index;
         self.next_index += 1;
         let broken = || io::Error::other("compression pipeline stopped");
-        self.hash_tx
-            .as_ref()
-            .ok_or_else(broken)?
-            .send(Arc::clone(&data))
-            .map_err(|_| broken())?;
         if self
             .job_tx
             .as_ref()
@@ -201,7 +179,6 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
     }
 
     fn shutdown(&mut self) -> io::Result<(W, LayerStats)> {
-        self.hash_tx.take();
         self.job_tx.take();
         let mut first_err = None;
         for w in self.workers.drain(..) {
@@ -221,13 +198,7 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
             .ok_or_else(|| io::Error::other("pipeline already finished"))?
             .join()
             .map_err(|_| io::Error::other("writer panicked"))?;
-        let (diff_id, n_in) = self
-            .hasher
-            .take()
-            .ok_or_else(|| io::Error::other("pipeline already finished"))?
-            .join()
-            .map_err(|_| io::Error::other("hasher panicked"))?;
-        let (out, digest, n_out) = written?;
+        let (out, digest, n_out, diff_id, n_in) = written?;
         if let Some(e) = first_err {
             return Err(e);
         }
@@ -252,6 +223,16 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
     }
 }
 
+impl<W: Write + Send + 'static> Drop for ParallelEncoder<W> {
+    /// On an error path (no `finish`), stop and join the threads rather than
+    /// leave them running detached.
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
+
 impl<W: Write + Send + 'static> Write for ParallelEncoder<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let room = self.chunk - self.buf.len();
@@ -269,22 +250,30 @@ impl<W: Write + Send + 'static> Write for ParallelEncoder<W> {
     }
 }
 
+/// (sink, compressed digest, compressed size, uncompressed digest, uncompressed size).
+type WriterResult<W> = (W, String, u64, String, u64);
+
+/// Writes compressed chunks in order, hashing the compressed stream (blob
+/// digest) and the uncompressed one (diff_id) on the way.
 fn writer_loop<W: Write>(
     mut out: W,
-    rx: Receiver<(u64, io::Result<Vec<u8>>)>,
+    rx: Receiver<Done>,
     written: Arc<AtomicU64>,
-) -> io::Result<(W, String, u64)> {
-    let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+) -> io::Result<WriterResult<W>> {
+    let mut pending: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
     let mut next = 0u64;
-    let mut h = Sha256::new();
-    let mut total = 0u64;
-    for (idx, res) in rx {
-        pending.insert(idx, res?);
-        while let Some(data) = pending.remove(&next) {
+    let mut h_out = Sha256::new();
+    let mut h_in = Sha256::new();
+    let (mut total_out, mut total_in) = (0u64, 0u64);
+    for (idx, res, input) in rx {
+        pending.insert(idx, (res?, input));
+        while let Some((data, input)) = pending.remove(&next) {
             out.write_all(&data)?;
-            h.update(&data);
-            total += data.len() as u64;
-            written.store(total, Ordering::Relaxed);
+            h_out.update(&data);
+            h_in.update(&input);
+            total_out += data.len() as u64;
+            total_in += input.len() as u64;
+            written.store(total_out, Ordering::Relaxed);
             next += 1;
         }
     }
@@ -292,7 +281,13 @@ fn writer_loop<W: Write>(
         return Err(io::Error::other("compression pipeline lost a chunk"));
     }
     out.flush()?;
-    Ok((out, hex(&h.finalize()), total))
+    Ok((
+        out,
+        hex(&h_out.finalize()),
+        total_out,
+        hex(&h_in.finalize()),
+        total_in,
+    ))
 }
 
 /// Lower-case hex of a digest.
