@@ -5,9 +5,9 @@
 //! compressed on its own by a pool of workers into a complete gzip member
 //! (libdeflate) or zstd frame; members/frames are written in order. Concatenated
 //! gzip members and zstd frames are standard (RFC 1952 section 2.2, RFC 8878
-//! section 3.1), and the same approach is used by eStargz layers. The writer
-//! thread hashes, in order, both the uncompressed chunks (the OCI `diff_id`)
-//! and the compressed bytes (the blob digest) as they go to disk.
+//! section 3.1), and the same approach is used by eStargz layers. Chunks are
+//! hashed as they are handed out (the OCI `diff_id`), and the writer thread
+//! hashes the compressed bytes (the blob digest) as they go to disk.
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -58,8 +58,7 @@ pub struct LayerStats {
 }
 
 type Job = (u64, Vec<u8>);
-/// A compressed chunk with its input, which the writer hashes in order.
-type Done = (u64, io::Result<Vec<u8>>, Vec<u8>);
+type Done = (u64, io::Result<Vec<u8>>);
 
 enum Coder {
     Gzip(libdeflater::Compressor),
@@ -107,6 +106,9 @@ pub struct ParallelEncoder<W: Write + Send + 'static> {
     chunk: usize,
     next_index: u64,
     total_in: u64,
+    /// sha256 of the uncompressed stream, updated as chunks are dispatched
+    /// (in order, by the producing thread: no extra hand-off or copy).
+    diff_hash: Sha256,
     job_tx: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<io::Result<()>>>,
     writer: Option<JoinHandle<io::Result<WriterResult<W>>>>,
@@ -135,7 +137,8 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
                     let job = rx.lock().map_err(|_| io::Error::other("poisoned"))?.recv();
                     let Ok((idx, data)) = job else { return Ok(()) };
                     let res = coder.compress(&data);
-                    if tx.send((idx, res, data)).is_err() {
+                    drop(data);
+                    if tx.send((idx, res)).is_err() {
                         return Ok(());
                     }
                 }
@@ -150,6 +153,7 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
             chunk,
             next_index: 0,
             total_in: 0,
+            diff_hash: Sha256::new(),
             job_tx: Some(job_tx),
             workers,
             writer: Some(writer),
@@ -162,6 +166,7 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
             return Ok(());
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+        self.diff_hash.update(&data);
         let idx = self.next_index;
         self.next_index += 1;
         let broken = || io::Error::other("compression pipeline stopped");
@@ -198,7 +203,9 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
             .ok_or_else(|| io::Error::other("pipeline already finished"))?
             .join()
             .map_err(|_| io::Error::other("writer panicked"))?;
-        let (out, digest, n_out, diff_id, n_in) = written?;
+        let (out, digest, n_out) = written?;
+        let diff_id = hex(&std::mem::take(&mut self.diff_hash).finalize());
+        let n_in = self.total_in;
         if let Some(e) = first_err {
             return Err(e);
         }
@@ -217,9 +224,7 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
     /// the layer's digests.
     pub fn finish(mut self) -> io::Result<(W, LayerStats)> {
         self.dispatch()?;
-        let (w, stats) = self.shutdown()?;
-        debug_assert_eq!(stats.uncompressed_size, self.total_in);
-        Ok((w, stats))
+        self.shutdown()
     }
 }
 
@@ -250,30 +255,26 @@ impl<W: Write + Send + 'static> Write for ParallelEncoder<W> {
     }
 }
 
-/// (sink, compressed digest, compressed size, uncompressed digest, uncompressed size).
-type WriterResult<W> = (W, String, u64, String, u64);
+/// (sink, compressed digest, compressed size).
+type WriterResult<W> = (W, String, u64);
 
-/// Writes compressed chunks in order, hashing the compressed stream (blob
-/// digest) and the uncompressed one (diff_id) on the way.
+/// Writes compressed chunks in order, hashing them (the blob digest).
 fn writer_loop<W: Write>(
     mut out: W,
     rx: Receiver<Done>,
     written: Arc<AtomicU64>,
 ) -> io::Result<WriterResult<W>> {
-    let mut pending: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+    let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut next = 0u64;
-    let mut h_out = Sha256::new();
-    let mut h_in = Sha256::new();
-    let (mut total_out, mut total_in) = (0u64, 0u64);
-    for (idx, res, input) in rx {
-        pending.insert(idx, (res?, input));
-        while let Some((data, input)) = pending.remove(&next) {
+    let mut h = Sha256::new();
+    let mut total = 0u64;
+    for (idx, res) in rx {
+        pending.insert(idx, res?);
+        while let Some(data) = pending.remove(&next) {
             out.write_all(&data)?;
-            h_out.update(&data);
-            h_in.update(&input);
-            total_out += data.len() as u64;
-            total_in += input.len() as u64;
-            written.store(total_out, Ordering::Relaxed);
+            h.update(&data);
+            total += data.len() as u64;
+            written.store(total, Ordering::Relaxed);
             next += 1;
         }
     }
@@ -281,13 +282,7 @@ fn writer_loop<W: Write>(
         return Err(io::Error::other("compression pipeline lost a chunk"));
     }
     out.flush()?;
-    Ok((
-        out,
-        hex(&h_out.finalize()),
-        total_out,
-        hex(&h_in.finalize()),
-        total_in,
-    ))
+    Ok((out, hex(&h.finalize()), total))
 }
 
 /// Lower-case hex of a digest.
