@@ -224,6 +224,12 @@ refuse "verify refuses a tampered layer" 3 "digest mismatch|does not decompress"
 refuse "unpack refuses a tampered layer" 3 "digest mismatch|does not decompress" $vzbuild unpack "$work/tampered.oci.tar" "$work/tampered-out"
 check "nothing left by the refused unpack" sh -c "test ! -e '$work/tampered-out' && ! ls -a '$work' | grep -q 'tampered-out.vzbuild-unpack'"
 
+true & dead=$!; wait $dead
+touch "$work/cache/bb-test/.1.9.1.oci.tar.tmp-$dead"; mkdir -p "$work/.bb-stale.vzbuild-unpack-$dead/usr"
+$vzbuild pack "$bb" --name bb-test --version 1.9.1 --cache-dir "$work/cache" -q >/dev/null 2>&1
+$vzbuild unpack bb-test:1.9.1 "$work/bb-stale" --cache-dir "$work/cache" >/dev/null 2>&1
+check "leftovers of a killed pack/unpack are removed" sh -c "test ! -e '$work/cache/bb-test/.1.9.1.oci.tar.tmp-$dead' && test ! -e '$work/.bb-stale.vzbuild-unpack-$dead' && test -d '$work/bb-stale/usr'"
+
 echo "== bad input"
 refuse "missing root directory" 1 "No such file or directory" $vzbuild pack "$work/nope" -o "$work/x.oci.tar"
 refuse "root is a file" 2 "not a directory" $vzbuild pack "$work/bb.oci.tar" -o "$work/x.oci.tar"

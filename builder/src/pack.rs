@@ -169,6 +169,8 @@ pub fn pack(root: &Path, output: &Output, opts: &PackOptions) -> Result<Packed> 
         .ok_or_else(|| Error::Invalid(format!("bad output path {}", dest.display())))?
         .to_string_lossy()
         .to_string();
+    // A pack killed by a signal leaves its hidden temporary file behind.
+    crate::util::remove_stale(&parent, &format!(".{fname}.tmp-"));
     let tmp = parent.join(format!(".{fname}.tmp-{}", std::process::id()));
     let file = std::fs::OpenOptions::new()
         .write(true)
