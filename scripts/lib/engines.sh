@@ -25,8 +25,8 @@
 # under `script -c` for a terminal, or from another language).
 #
 # podman: private containers.conf/storage.conf/registries.conf, overlay storage, cgroupfs
-# manager, file events and file locks, netns "none", cgroupns "private" (systemd must never boot
-# without a cgroup namespace here), nofile/nproc ulimits this machine allows, pull_policy "never"
+# manager, file events and file locks, netns "none", nofile/nproc ulimits this machine allows,
+# pull_policy "never"
 # (no registry is reachable: images come from `podman import`/`load`). The runtime is registered
 # under NAME (default: basename of RUNTIME_PATH) through a wrapper "$DIR/bin/runtime" that adds
 # `--root $DIR/runtime-state`, since podman's cleanup process (`podman container cleanup`, run by
@@ -227,7 +227,7 @@ podman_setup() {
   mkdir -p "$dir"/{storage,runroot,tmp,volumes,net,runtime-state,bin}
   echo "podman $abs_rt" >"$dir/.engines-instance"
   # Which shared parent cgroups existed before: teardown removes only those we made.
-  [ -d /sys/fs/cgroup/memory/libpod_parent ] && : >"$dir/.libpod_parent-preexisted"
+  ls -d /sys/fs/cgroup/*/libpod_parent >"$dir/.libpod_parent-preexisting" 2>/dev/null
 
   # Runtime wrapper: keeps the runtime's state in DIR (see the header).
   cat >"$dir/bin/runtime" <<EOF
@@ -239,7 +239,6 @@ EOF
   cat >"$dir/containers.conf" <<EOF
 [containers]
 netns = "none"
-cgroupns = "private"
 cgroups = "enabled"
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 log_driver = "k8s-file"
@@ -327,12 +326,13 @@ podman_teardown() {
     [ -d "/sys/fs/cgroup/memory/$id" ] && _eng_warn "cgroup $id was left behind (the runtime's delete should remove it)"
   done
   _eng_reap_cgroups "${rels[@]}"
-  if [ ! -e "$dir/.libpod_parent-preexisted" ]; then
-    # Shared by every podman on the host: remove only if we made it and it is empty.
-    for id in /sys/fs/cgroup/*/libpod_parent; do
-      [ -d "$id" ] && { rmdir "$id/conmon" 2>/dev/null; rmdir "$id" 2>/dev/null; }
-    done
-  fi
+  # Shared by every podman on the host: remove only those we made, and only when empty.
+  for id in /sys/fs/cgroup/*/libpod_parent; do
+    [ -d "$id" ] || continue
+    grep -qxF "$id" "$dir/.libpod_parent-preexisting" 2>/dev/null && continue
+    rmdir "$id/conmon" 2>/dev/null
+    rmdir "$id" 2>/dev/null
+  done
   _eng_umount_under "$dir"
   rm -rf --one-file-system -- "$dir"
   [ "${PODMAN_DIR:-}" = "$dir" ] && PODMAN_DIR=''
