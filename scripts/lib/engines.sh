@@ -212,7 +212,7 @@ engines_cgroup_mounts() {
 # ---------------------------------------------------------------- podman
 
 podman_setup() {
-  local dir runtime=${2:-} name=${3:-} abs_rt
+  local dir runtime=${2:-} name=${3:-} abs_rt conmon
   dir=$(_eng_check_dir "${1:-}") || return 2
   [ -n "$runtime" ] || { _eng_err "usage: podman_setup DIR RUNTIME_PATH [NAME]"; return 2; }
   abs_rt=$(command -v -- "$runtime") || { _eng_err "runtime '$runtime' not found"; return 2; }
@@ -235,6 +235,16 @@ podman_setup() {
 exec $(_eng_q "$abs_rt") --root $(_eng_q "$dir/runtime-state") "\$@"
 EOF
   chmod 755 "$dir/bin/runtime"
+  # conmon wrapper: conmon 2.1.6 writes its "oom" marker into its working directory, which
+  # would otherwise be the caller's (podman runs in the caller's cwd for relative paths).
+  conmon=$(command -v conmon) || { _eng_err "conmon is not installed"; return 2; }
+  mkdir -p "$dir/conmon-cwd"
+  cat >"$dir/bin/conmon" <<EOF
+#!/bin/sh
+cd $(_eng_q "$dir/conmon-cwd") || exit 1
+exec $(_eng_q "$conmon") "\$@"
+EOF
+  chmod 755 "$dir/bin/conmon"
 
   cat >"$dir/containers.conf" <<EOF
 [containers]
@@ -244,6 +254,7 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 log_driver = "k8s-file"
 
 [engine]
+conmon_path = ["$dir/bin/conmon"]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$dir/events.log"
