@@ -52,10 +52,8 @@ impl Layout {
             let fstype = fields.next().unwrap_or("");
             let super_options = fields.nth(1).unwrap_or("");
             match fstype {
-                "cgroup2" => {
-                    if layout.unified.is_none() || mount_point == Path::new(CGROUP_ROOT) {
-                        layout.unified = Some(mount_point);
-                    }
+                "cgroup2" if layout.unified.is_none() || mount_point == Path::new(CGROUP_ROOT) => {
+                    layout.unified = Some(mount_point);
                 }
                 "cgroup" => {
                     for opt in super_options.split(',') {

@@ -8,6 +8,8 @@ pub mod cgroups;
 pub mod container;
 pub mod copyup;
 pub mod error;
+pub mod executor;
+pub mod foreground;
 pub mod logging;
 pub mod prepare;
 pub mod procfs;
@@ -15,6 +17,7 @@ pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod terminal;
 
 use std::path::PathBuf;
 

@@ -174,7 +174,7 @@ fn spawn_init(
         user_ns_config,
         cgroup_config: cgroups::config(&state.cgroup_path, rt.systemd_cgroup, &state.id),
         detached: true,
-        executor: libcontainer::workload::default::get_executor(),
+        executor: crate::executor::boxed(),
         no_pivot: opts.no_pivot,
         stdin: None,
         stdout: None,

@@ -2,10 +2,17 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
+pub mod exec;
+pub mod features;
 pub mod hooks;
 pub mod kill;
+pub mod pause;
+pub mod ps;
 pub mod query;
+pub mod run;
 pub mod start;
+pub mod update;
 
 use oci_spec::runtime::Spec;
 

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command};
-use vzrun::container::{create, delete, kill, query, start};
+use vzrun::container::{
+    create, delete, events, exec, features, kill, pause, ps, query, run, start, update,
+};
 use vzrun::{logging, signal, Error, Runtime};
 
 fn main() -> ExitCode {
@@ -75,20 +77,138 @@ fn dispatch(rt: &Runtime, command: Command) -> vzrun::Result<ExitCode> {
                 )));
             }
         }
+        Command::Run(c) => {
+            let code = run::run(
+                rt,
+                &c.id,
+                &run::RunOptions {
+                    create: create::CreateOptions {
+                        bundle: c.bundle,
+                        pid_file: c.pid_file,
+                        console_socket: c.console_socket,
+                        no_pivot: c.no_pivot,
+                        no_new_keyring: c.no_new_keyring,
+                        preserve_fds: c.preserve_fds,
+                    },
+                    detach: c.detach,
+                    no_subreaper: c.no_subreaper,
+                    keep: c.keep,
+                },
+            )?;
+            return Ok(exit_code(code));
+        }
+        Command::Exec(c) => {
+            let code = exec::exec(
+                rt,
+                &c.id,
+                &exec::ExecOptions {
+                    process: c.process,
+                    args: c.command,
+                    env: c.env,
+                    cwd: c.cwd,
+                    user: c.user,
+                    additional_gids: c.additional_gids,
+                    tty: c.tty,
+                    console_socket: c.console_socket,
+                    detach: c.detach,
+                    pid_file: c.pid_file,
+                    no_new_privs: c.no_new_privs,
+                    caps: c.cap,
+                    apparmor: c.apparmor,
+                    preserve_fds: c.preserve_fds,
+                    ignore_paused: c.ignore_paused,
+                    sub_cgroup: c.cgroup,
+                },
+            )?;
+            return Ok(exit_code(code));
+        }
         Command::Copyup {
             rootfs,
             destinations,
         } => vzrun::copyup::run_hook(&rootfs, &destinations)?,
         Command::Checkpoint(u) => return unsupported("checkpoint", u.help),
         Command::Restore(u) => return unsupported("restore", u.help),
-        other => {
-            return Err(Error::Container(format!(
-                "{:?} is not implemented in this build",
-                other
-            )))
+        Command::Pause(c) => pause::pause(rt, &c.id)?,
+        Command::Resume(c) => pause::resume(rt, &c.id)?,
+        Command::Ps(c) => match c.format.as_str() {
+            "json" => {
+                println!(
+                    "{}",
+                    serde_json::to_string(&ps::pids(rt, &c.id)?).expect("pids serialize")
+                );
+            }
+            "table" => print!("{}", ps::table(rt, &c.id, &c.ps_args)?),
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown format {other:?} (use table or json)"
+                )))
+            }
+        },
+        Command::Events(c) => {
+            if c.stats {
+                println!("{}", events::stats_event(rt, &c.id)?);
+            } else {
+                let interval = events::parse_interval(&c.interval)?;
+                events::stream(rt, &c.id, interval, |event| {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{event}");
+                    let _ = out.flush();
+                })?;
+            }
         }
+        Command::Update(c) => {
+            if c.l3_cache_schema.is_some() || c.mem_bw_schema.is_some() {
+                return Err(Error::NotSupported("updating Intel RDT schemata"));
+            }
+            let resources = match &c.resources {
+                Some(path) => read_resources(path)?,
+                None => update::UpdateFlags {
+                    blkio_weight: c.blkio_weight,
+                    cpu_period: c.cpu_period,
+                    cpu_quota: c.cpu_quota,
+                    cpu_rt_period: c.cpu_rt_period,
+                    cpu_rt_runtime: c.cpu_rt_runtime,
+                    cpu_share: c.cpu_share,
+                    cpuset_cpus: c.cpuset_cpus,
+                    cpuset_mems: c.cpuset_mems,
+                    memory: c.memory,
+                    memory_reservation: c.memory_reservation,
+                    memory_swap: c.memory_swap,
+                    kernel_memory: c.kernel_memory,
+                    kernel_memory_tcp: c.kernel_memory_tcp,
+                    pids_limit: c.pids_limit,
+                }
+                .to_resources()?,
+            };
+            update::update(rt, &c.id, &resources)?;
+        }
+        Command::Features => {
+            print_json(&features::features())?;
+            println!();
+        }
+        Command::Spec(c) => features::write_default_spec(&c.bundle, c.rootless)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `update -r FILE` or `-r -` (stdin).
+fn read_resources(path: &std::path::Path) -> vzrun::Result<serde_json::Value> {
+    let text = if path == std::path::Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Error::io("read resources from stdin", e))?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Error::InvalidArgument(format!("resources {}: invalid JSON: {e}", path.display()))
+    })
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(255))
 }
 
 /// `checkpoint`/`restore` print their help but fail, so engines that probe with
