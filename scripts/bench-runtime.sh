@@ -10,6 +10,9 @@
 #   -w WARMUP     warmup runs (default 3)
 #   -o DIR        where results go (default bench-results/runtime-YYYYmmdd-HHMMSS)
 #   -d N          also the density test: N detached `sleep` containers per runtime
+#   -p            also profile `run` (DIR/profile-NAME.*): strace syscall summary and timeline
+#                 (processes, namespaces, pivot_root, exec, exit, with ms offsets), perf stat
+#                 (CPU vs wall time), perf samples by binary and by symbol (needs strace, perf)
 #   --no-install  do not build vzrun nor install youki; skip what is missing
 #   -h            this help
 #
@@ -47,7 +50,7 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 # Runs inside `unshare -m --propagation private`, so the unmount of the unified hierarchy
 # (HIDE=1) stays in this process tree.
 if [ "${1:-}" = __measure ]; then
-  T=$2 NAME=$3 HIDE=$4 RT=$5 RUNS=$6 WARMUP=$7 DENSITY=$8 OUT=$9
+  T=$2 NAME=$3 HIDE=$4 RT=$5 RUNS=$6 WARMUP=$7 DENSITY=$8 OUT=$9 PROFILE=${10}
   if [ "$HIDE" = 1 ]; then
     umount -n /sys/fs/cgroup/unified || die "cannot hide /sys/fs/cgroup/unified"
   fi
@@ -114,6 +117,42 @@ if [ "${1:-}" = __measure ]; then
   done | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "FAILED" }')
   record rss "$rss"
 
+  if [ "$PROFILE" = 1 ]; then
+    say "$NAME: profile of run (strace, perf)"
+    pf=$OUT/profile-$NAME
+    $R delete --force b-prof >/dev/null 2>&1
+    # Syscall time, wall clock, all processes of one run (strace slows each call: relative only).
+    strace -f -c -w -o "$pf.strace-summary.txt" $R run --bundle "$T/true" b-prof >/dev/null 2>&1
+    # Timeline of one run: processes, namespaces, mounts, cgroup writes, exec, exit.
+    $R delete --force b-prof >/dev/null 2>&1
+    strace -f -ttt -T -o "$pf.strace.txt" \
+      -e trace=process,unshare,setns,mount,umount2,pivot_root,openat,write,read,wait4,waitid,sendmsg,recvmsg,ppoll,epoll_wait \
+      $R run --bundle "$T/true" b-prof >/dev/null 2>&1
+    awk '
+      NR == 1 { t0 = $2 }
+      { t = ($2 - t0) * 1000 }
+      / (clone|clone3|vfork|fork)\(/ && !/resumed/ { clones++ }
+      / execve\(/ { printf "%8.2f ms  pid %s  execve %s\n", t, $1, $3 }
+      / (unshare|setns)\(/ { printf "%8.2f ms  pid %s  %s\n", t, $1, $3 }
+      / pivot_root\(/ { printf "%8.2f ms  pid %s  pivot_root\n", t, $1 }
+      / mount\(/ { mounts++ }
+      /openat\(.*\/sys\/fs\/cgroup/ { cg++ }
+      / exit_group\(/ { printf "%8.2f ms  pid %s  %s\n", t, $1, $3 }
+      END { printf "total %.2f ms, %d clones, %d mounts, %d cgroup file opens\n", t, clones, mounts, cg }
+    ' "$pf.strace.txt" >"$pf.timeline.txt"
+    # CPU time versus wall time over 10 runs, then where the CPU goes (perf samples).
+    perf stat -r 10 -o "$pf.perf-stat.txt" -e task-clock,context-switches,cpu-migrations,page-faults \
+      bash -c "$R delete --force b-prof >/dev/null 2>&1; $R run --bundle $T/true b-prof" >/dev/null 2>&1
+    perf record -q -F 4000 -g -o "$pf.perf.data" -- bash -c \
+      "for i in \$(seq 20); do $R run --bundle $T/true b-prof\$i; done" >/dev/null 2>&1
+    perf report -q -i "$pf.perf.data" --no-children --sort comm,dso --stdio -g none 2>/dev/null |
+      grep -v '^$' | head -n 25 >"$pf.perf-dso.txt"
+    perf report -q -i "$pf.perf.data" --no-children --sort sym --stdio -g none 2>/dev/null |
+      grep -v '^$' | head -n 40 >"$pf.perf-sym.txt"
+    rm -f "$pf.perf.data" "$pf.perf.data.old"
+    for ((i = 1; i <= 20; i++)); do $R delete --force "b-prof$i" >/dev/null 2>&1; done
+  fi
+
   if [ "$DENSITY" -gt 0 ]; then
     say "$NAME: density, $DENSITY containers"
     us() { echo "${EPOCHREALTIME//[.,]/}"; }
@@ -166,7 +205,7 @@ fi
 
 # ---------------------------------------------------------------- main
 usage() { sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2; }
-RUNS=30 WARMUP=3 OUT="" DENSITY=0 INSTALL=1
+RUNS=30 WARMUP=3 OUT="" DENSITY=0 INSTALL=1 PROFILE=0
 SPECS=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -174,6 +213,7 @@ while [ $# -gt 0 ]; do
     -w) WARMUP=${2:?}; shift ;;
     -o) OUT=${2:?}; shift ;;
     -d) DENSITY=${2:?}; shift ;;
+    -p) PROFILE=1 ;;
     --no-install) INSTALL=0 ;;
     -h | --help) usage ;;
     *=*) SPECS+=("$1") ;;
@@ -238,7 +278,7 @@ for i in "${!NAMES[@]}"; do
   n=${NAMES[$i]} c=${CMDS[$i]} hide=0
   [ "$(basename "${c%% *}")" = crun ] && hide=1
   say "== $n: $c$([ $hide = 1 ] && echo ' (unified cgroup2 hidden)')"
-  unshare -m --propagation private -- bash "$0" __measure "$T" "$n" "$hide" "$c" "$RUNS" "$WARMUP" "$DENSITY" "$OUT" ||
+  unshare -m --propagation private -- bash "$0" __measure "$T" "$n" "$hide" "$c" "$RUNS" "$WARMUP" "$DENSITY" "$OUT" "$PROFILE" ||
     say "$n: measurement aborted"
   echo "$n	version	$($c --version 2>/dev/null | head -n 1 | tr '\t' ' ')" >>"$T/results.tsv"
 done
