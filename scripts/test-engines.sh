@@ -259,10 +259,10 @@ p_tty() {
 
 # ================================================================ podman --systemd=always
 SD_BOOT_S=60
+# SD_TAR: built (or found in the cache) before the steps run, so mmdebstrap's progress shows
 sd_image() {
-  local tar
-  tar=$(images_debian_tar systemd-sysv) || fail "cannot build the Debian image" || return 1
-  P import -q --change 'CMD=["/sbin/init"]' "$tar" "$SD" >/dev/null || fail "podman import of $tar failed"
+  [ -n "$SD_TAR" ] || fail "no Debian image: mmdebstrap failed (see above)" || return 1
+  P import -q --change 'CMD=["/sbin/init"]' "$SD_TAR" "$SD" >/dev/null || fail "podman import of $SD_TAR failed"
 }
 
 # podman's defaults for systemd mode on cgroup v1: the host's cgroup namespace, no CAP_SYS_ADMIN,
@@ -474,6 +474,7 @@ if want podman || want systemd; then
     step "podman: -t gives a terminal" p_tty
   fi
   if [ $SYSTEMD = 1 ] && want systemd; then
+    SD_TAR=$(images_debian_tar systemd-sysv) || SD_TAR=""
     step "podman: Debian 12 systemd image (mmdebstrap, cached)" sd_image
     step "podman: --systemd=always boots to running/degraded" sd_boot
     step "podman: systemd is PID 1, container=, own cgroupns and cgroups" sd_check
