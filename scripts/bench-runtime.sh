@@ -30,9 +30,9 @@
 #
 # The bundle: `runc spec` defaults (5 namespaces, read-only root, default capabilities, devices
 # denied), busybox-static root, no cgroupsPath (each runtime's default). Every runtime gets its
-# own --root state dir in a temp dir. Each runtime is measured in a private mount namespace; for
-# crun (hybrid host) /sys/fs/cgroup/unified is unmounted there, since crun refuses this hybrid
-# layout (no per-call overhead, unlike an unshare wrapper). Every call runs under
+# own --root state dir, a tmpfs like the /run that engines use. Each runtime is measured in a
+# private mount namespace; for crun (hybrid host) /sys/fs/cgroup/unified is unmounted there,
+# since crun refuses this hybrid layout (no per-call overhead, unlike an unshare wrapper). Every call runs under
 # `timeout -s KILL 20` (the same ~1 ms for all) so a hang fails a sample instead of the run.
 #
 # Writes DIR/results.md (the tables, to paste into docs/PERFORMANCE.md), DIR/results.tsv and
@@ -64,6 +64,9 @@ if [ "${1:-}" = __measure ]; then
   R="$RT --root $S"
   K="timeout -s KILL 20"
   mkdir -p "$S"
+  # State on a tmpfs, as engines keep it (/run): on the disk, file creation and fsync in the
+  # state dir would be measured too. Private to this namespace; gone when the phase ends.
+  mount -n -t tmpfs -o mode=0700,size=64m vzbench-state "$S" || die "cannot mount a tmpfs on $S"
   cleanup_rt() {
     local d
     for d in "$S"/*/; do
