@@ -93,17 +93,30 @@ impl Layout {
         self.v1.get(controller).map(|m| m.join(relative))
     }
 
-    /// Pids in the container's cgroup, from the hierarchy that always tracks every task.
+    /// Pids in the container's cgroup (and its sub-cgroups). On v1 every hierarchy is
+    /// read: a process being set up joins them one by one, so one alone can miss it.
     pub fn procs(&self, cgroup_path: &Path) -> Vec<i32> {
-        let candidates = ["pids", "memory", "devices", "freezer", "cpu"];
-        let dir = if self.is_unified() {
-            self.dir("", cgroup_path)
+        let mut dirs: Vec<PathBuf> = if self.is_unified() {
+            self.dir("", cgroup_path).into_iter().collect()
         } else {
-            candidates.iter().find_map(|c| self.dir(c, cgroup_path))
+            self.v1
+                .values()
+                .map(|mount| mount.join(cgroup_path.strip_prefix("/").unwrap_or(cgroup_path)))
+                .chain(
+                    self.unified
+                        .iter()
+                        .map(|u| u.join(cgroup_path.strip_prefix("/").unwrap_or(cgroup_path))),
+                )
+                .collect()
         };
-        let Some(dir) = dir else { return Vec::new() };
+        dirs.sort();
+        dirs.dedup();
         let mut pids = Vec::new();
-        collect_procs(&dir, &mut pids);
+        for dir in dirs {
+            collect_procs(&dir, &mut pids);
+        }
+        pids.sort_unstable();
+        pids.dedup();
         pids
     }
 }
