@@ -337,7 +337,8 @@ fn bad_bundles_fail_cleanly() {
         return;
     }
     let env = Env::new();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "noargs",
             Box::new(|c| c["process"]["args"] = serde_json::json!([])),
