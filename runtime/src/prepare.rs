@@ -1,0 +1,165 @@
+//! Turns the spec a user gave into the spec libcontainer executes. Every departure
+//! from the user's spec is made here, in one place, so it can be read and tested:
+//!
+//! * `root.path` becomes the canonical absolute rootfs (libcontainer resolves nothing);
+//! * a missing `linux.cgroupsPath` becomes `/vzrun/<id>`;
+//! * the `tmpcopyup` mount option (podman's systemd mode; not an OCI option, unknown
+//!   to libcontainer, which would hand it to the kernel and fail) is removed from the mount
+//!   and replaced by an internal createContainer hook that copies the shadowed directory
+//!   into the fresh tmpfs (see `copyup`).
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{HookBuilder, Hooks, Spec};
+
+use crate::cgroups;
+use crate::error::{Error, Result};
+
+/// argv[1] of the internal copy-up hook; hidden from the command line help.
+pub const COPYUP_HOOK_ARG: &str = "__copyup";
+
+pub struct Prepared {
+    pub spec: Spec,
+    pub cgroup_path: PathBuf,
+}
+
+pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> Result<Prepared> {
+    let mut root = spec.root().clone().expect("validated spec has a root");
+    root.set_path(rootfs.to_path_buf());
+    spec.set_root(Some(root));
+
+    let mut linux = spec.linux().clone().expect("validated spec has linux");
+    let cgroup_path = match linux.cgroups_path() {
+        Some(p) if !p.as_os_str().is_empty() => p.clone(),
+        _ => cgroups::default_path(id),
+    };
+    linux.set_cgroups_path(Some(cgroup_path.clone()));
+    spec.set_linux(Some(linux));
+
+    let copyup_targets = strip_tmpcopyup(&mut spec);
+    if !copyup_targets.is_empty() {
+        let mut args = vec![
+            "vzrun".to_string(),
+            COPYUP_HOOK_ARG.to_string(),
+            rootfs.display().to_string(),
+        ];
+        args.extend(copyup_targets.iter().map(|d| d.display().to_string()));
+        let hook = HookBuilder::default()
+            .path(runtime_exe)
+            .args(args)
+            .build()
+            .map_err(|e| Error::Container(format!("build copy-up hook: {e}")))?;
+        let mut hooks: Hooks = spec.hooks().clone().unwrap_or_default();
+        let mut create_container = hooks.create_container().clone().unwrap_or_default();
+        create_container.insert(0, hook);
+        hooks.set_create_container(Some(create_container));
+        spec.set_hooks(Some(hooks));
+    }
+
+    Ok(Prepared { spec, cgroup_path })
+}
+
+/// Removes `tmpcopyup` from tmpfs mounts and returns their destinations.
+fn strip_tmpcopyup(spec: &mut Spec) -> Vec<PathBuf> {
+    let mut targets = Vec::new();
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return targets;
+    };
+    for mount in &mut mounts {
+        let Some(options) = mount.options().clone() else {
+            continue;
+        };
+        if !options.iter().any(|o| o == "tmpcopyup") {
+            continue;
+        }
+        let kept: Vec<String> = options.into_iter().filter(|o| o != "tmpcopyup").collect();
+        mount.set_options(Some(kept));
+        if mount.typ().as_deref() == Some("tmpfs") {
+            targets.push(mount.destination().clone());
+        }
+    }
+    spec.set_mounts(Some(mounts));
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Spec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const BASE: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},
+        "process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{},
+        "mounts":[{"destination":"/run","type":"tmpfs","source":"tmpfs","options":["nosuid","tmpcopyup","mode=755"]},
+                  {"destination":"/proc","type":"proc","source":"proc"}]}"#;
+
+    #[test]
+    fn defaults_cgroup_path_and_absolute_root() {
+        let p = prepare(
+            spec(BASE),
+            "c1",
+            Path::new("/b/rootfs"),
+            Path::new("/usr/bin/vzrun"),
+        )
+        .unwrap();
+        assert_eq!(p.cgroup_path, Path::new("/vzrun/c1"));
+        assert_eq!(
+            p.spec.linux().as_ref().unwrap().cgroups_path().as_deref(),
+            Some(Path::new("/vzrun/c1"))
+        );
+        let root = p.spec.root().as_ref().unwrap();
+        assert_eq!(root.path(), Path::new("/b/rootfs"));
+        assert_eq!(root.readonly(), Some(true), "readonly must survive");
+    }
+
+    #[test]
+    fn keeps_given_cgroup_path() {
+        let json = BASE.replace(r#""linux":{}"#, r#""linux":{"cgroupsPath":"/machine/x"}"#);
+        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
+        assert_eq!(p.cgroup_path, Path::new("/machine/x"));
+    }
+
+    #[test]
+    fn tmpcopyup_becomes_first_create_container_hook() {
+        let json = BASE.replace(
+            r#""linux":{}"#,
+            r#""linux":{},"hooks":{"createContainer":[{"path":"/bin/user-hook"}]}"#,
+        );
+        let p = prepare(
+            spec(&json),
+            "c1",
+            Path::new("/b/rootfs"),
+            Path::new("/usr/bin/vzrun"),
+        )
+        .unwrap();
+        let run = &p.spec.mounts().as_ref().unwrap()[0];
+        assert_eq!(
+            run.options().as_ref().unwrap(),
+            &vec!["nosuid".to_string(), "mode=755".to_string()]
+        );
+        let hooks = p
+            .spec
+            .hooks()
+            .as_ref()
+            .unwrap()
+            .create_container()
+            .clone()
+            .unwrap();
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0].path(), Path::new("/usr/bin/vzrun"));
+        assert_eq!(
+            hooks[0].args().as_ref().unwrap(),
+            &vec!["vzrun", COPYUP_HOOK_ARG, "/b/rootfs", "/run"]
+        );
+        assert_eq!(hooks[1].path(), Path::new("/bin/user-hook"));
+    }
+
+    #[test]
+    fn no_hook_without_tmpcopyup() {
+        let json = BASE.replace("\"tmpcopyup\",", "");
+        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
+        assert!(p.spec.hooks().is_none());
+    }
+}
