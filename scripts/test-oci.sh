@@ -31,8 +31,7 @@ resolve() {  # NAME-or-PATH -> executable path
   case "$1" in
     crun)
       local crun; crun=$(command -v crun) || { echo "test-oci: crun is not installed" >&2; return 1; }
-      if grep -q ' /sys/fs/cgroup/unified cgroup2 ' /proc/self/mountinfo 2>/dev/null ||
-         awk '$5=="/sys/fs/cgroup/unified" && $9=="cgroup2"{f=1} END{exit !f}' /proc/self/mountinfo; then
+      if awk '$5=="/sys/fs/cgroup/unified" && / - cgroup2 /{f=1} END{exit !f}' /proc/self/mountinfo; then
         # crun refuses hybrid cgroups: hide the unified mount in a slave
         # mount namespace of its own (the host's mounts are untouched).
         cat >"$work/crun" <<W

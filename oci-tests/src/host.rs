@@ -296,6 +296,21 @@ pub fn processes_referencing(dir: &Path, rootfs_list: &[PathBuf], cgroup_rel: &s
     found
 }
 
+/// Serial of this thread's session keyring, as the helper reports it.
+pub fn session_keyring() -> Option<i64> {
+    // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
+    // takes integers only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            0 as libc::c_long,
+            -3 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    (r >= 0).then_some(r)
+}
+
 /// Namespace links of a process (`/proc/<pid>/ns/*`), e.g. "net" -> "net:[4026531840]".
 pub fn namespaces_of(pid: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();

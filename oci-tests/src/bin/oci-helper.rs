@@ -208,6 +208,7 @@ fn report(args: &[String]) -> i32 {
     r.insert("namespaces".into(), namespaces());
     r.insert("tty".into(), tty());
     r.insert("fds".into(), fds());
+    r.insert("session_keyring".into(), session_keyring());
 
     // Probes the host asked for, keyed by path.
     let mut reads = BTreeMap::new();
@@ -389,6 +390,25 @@ fn tty() -> J {
     let fg = unsafe { libc::tcgetpgrp(0) };
     m.insert("foreground_pgrp".into(), J::Num(fg as i128));
     J::Obj(m)
+}
+
+/// Serial of the session keyring (KEYCTL_GET_KEYRING_ID, no create).
+fn session_keyring() -> J {
+    // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
+    // takes integers only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            0 as libc::c_long,
+            -3 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    if r < 0 {
+        errno_name(&std::io::Error::last_os_error())
+    } else {
+        J::Num(r as i128)
+    }
 }
 
 fn fds() -> J {

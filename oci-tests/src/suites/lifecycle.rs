@@ -82,6 +82,77 @@ pub fn register(t: &mut Vec<TestDef>) {
         "lifecycle.delete_removes_cgroup",
         delete_removes_cgroup,
     ));
+    t.push(TestDef::new("lifecycle.create_no_pivot", create_no_pivot));
+    t.push(TestDef::new("lifecycle.new_session_keyring", |c| {
+        session_keyring(c, false)
+    }));
+    t.push(TestDef::new("lifecycle.create_no_new_keyring", |c| {
+        session_keyring(c, true)
+    }));
+    t.push(TestDef::new("lifecycle.debug_log", debug_log));
+}
+
+fn create_no_pivot(ctx: &mut Ctx) -> TestResult {
+    // --no-pivot (chroot-style root, for ramdisk roots): the container
+    // still runs in its own root.
+    let mut b = ctx.bundle()?;
+    b.report_args("report", &["--read", "/etc/hostname"]);
+    ctx.create_with(&b, &["--no-pivot"])?;
+    ctx.start(&b.id)?;
+    let r = ctx.wait_report(&b, "report")?;
+    let h = r.read_ok("/etc/hostname")?;
+    ensure!(
+        h == "oci-tests\n",
+        "with --no-pivot /etc/hostname is not the bundle's: {h:?}"
+    );
+    Ok(Outcome::Pass)
+}
+
+fn session_keyring(ctx: &mut Ctx, no_new: bool) -> TestResult {
+    let b = ctx.bundle()?;
+    let extra: &[&str] = if no_new { &["--no-new-keyring"] } else { &[] };
+    ctx.create_with(&b, extra)?;
+    ctx.start(&b.id)?;
+    let r = ctx.wait_report(&b, "report")?;
+    let mine = crate::host::session_keyring();
+    let theirs = r.0["session_keyring"].as_i64();
+    if no_new {
+        ensure!(
+            theirs == mine,
+            "with --no-new-keyring the session keyring is {}, the runtime's caller has {mine:?}",
+            r.0["session_keyring"]
+        );
+    } else {
+        ensure!(
+            theirs.is_some() && theirs != mine,
+            "the container did not get a session keyring of its own ({} vs the caller's {mine:?})",
+            r.0["session_keyring"]
+        );
+    }
+    Ok(Outcome::Pass)
+}
+
+fn debug_log(ctx: &mut Ctx) -> TestResult {
+    let b = ctx.bundle()?;
+    b.write_config()?;
+    let log = ctx.dir.join("debug.log").display().to_string();
+    let bundle = b.dir.display().to_string();
+    ctx.cmd(&["create", "--bundle", &bundle, &b.id])
+        .global(&["--debug", "--log", &log, "--log-format", "json"])
+        .run()?
+        .ok()?;
+    let text = std::fs::read_to_string(&log).context("--log was not written")?;
+    let debug_lines = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["level"] == "debug")
+        .count();
+    ensure!(
+        debug_lines > 0,
+        "--debug wrote no debug-level line to the log: {}",
+        short(&text)
+    );
+    Ok(Outcome::Pass)
 }
 
 fn create_gives_created(ctx: &mut Ctx) -> TestResult {
