@@ -106,6 +106,8 @@ fn run(args: RunArgs) -> Result<bool> {
     if !runtime.is_file() {
         bail!("runtime {} does not exist", runtime.display());
     }
+    // The runtime runs in each test's directory: relative paths would break.
+    let runtime = std::path::absolute(&runtime)?;
     let helper = match args.helper {
         Some(h) => h,
         None => std::env::current_exe()?

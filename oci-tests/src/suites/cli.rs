@@ -219,11 +219,16 @@ fn log_text(ctx: &mut Ctx) -> TestResult {
 }
 
 fn version(ctx: &mut Ctx) -> TestResult {
+    // runc and crun both start with "<name> version <x>" (go-runc, used by
+    // containerd, looks for such lines).
     let out = ctx.cmd(&["--version"]).without_root().run()?.ok()?;
+    let first = out.stdout.lines().next().unwrap_or_default();
+    let words: Vec<&str> = first.split_whitespace().collect();
     ensure!(
-        out.stdout.to_lowercase().contains("version"),
-        "--version printed {:?}",
-        out.stdout
+        words.len() >= 3
+            && words[1] == "version"
+            && words[2].starts_with(|c: char| c.is_ascii_digit()),
+        "--version starts with {first:?}, not \"<name> version <number>\" like runc and crun"
     );
     Ok(Outcome::Pass)
 }

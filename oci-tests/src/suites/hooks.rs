@@ -329,7 +329,8 @@ fn poststop_failure_continues(ctx: &mut Ctx) -> TestResult {
     let st = ctx.rt(&["state", &b.id])?;
     ensure!(
         !st.success(),
-        "the container survived delete with a failing poststop hook (delete said: {})",
+        "the container survived delete with a failing poststop hook (delete: {}, {:?})",
+        out.describe_exit(),
         out.stderr.trim()
     );
     Ok(Outcome::Pass)
