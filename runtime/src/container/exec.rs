@@ -121,6 +121,7 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
         };
         let user_ns_config = UserNamespaceConfig::new(&tenant_spec)
             .map_err(|e| Error::from_chain("user namespace", &e))?;
+        crate::container::create::prepare_spawner(&tenant_spec)?;
         let args = ContainerArgs {
             container_type: ContainerType::TenantContainer {
                 exec_notify_fd: ready_write.as_raw_fd(),
@@ -135,7 +136,7 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
             user_ns_config,
             cgroup_config: cgroups::config(&cgroup_path, state.systemd_cgroup, id),
             detached: opts.detach,
-            executor: crate::executor::boxed(),
+            executor: crate::executor::boxed(Some(id.to_string())),
             no_pivot: false,
             stdin: None,
             stdout: None,
