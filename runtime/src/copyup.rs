@@ -50,6 +50,43 @@ pub fn run_hook(rootfs: &Path, setup_json: &str) -> Result<()> {
         )
         .map_err(|e| Error::sys(format!("make {} {option}", dest.display()), e))?;
     }
+    if let Some(dest) = &setup.readonly_cgroup {
+        remount_readonly_below(&rootfs.join(dest.strip_prefix("/").unwrap_or(dest)))?;
+    }
+    Ok(())
+}
+
+/// Remounts every mount at or below `top` read-only, keeping their other flags.
+fn remount_readonly_below(top: &Path) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
+    let mut targets: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .filter(|p| p.starts_with(top))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    // Children first: a read-only parent would not stop them, but keep the order tidy.
+    for target in targets.iter().rev() {
+        let current = nix::sys::statvfs::statvfs(target)
+            .map_err(|e| Error::sys(format!("statvfs {}", target.display()), e))?;
+        let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        use nix::sys::statvfs::FsFlags;
+        for (have, want) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if current.flags().contains(have) {
+                flags |= want;
+            }
+        }
+        nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            .map_err(|e| Error::sys(format!("remount {} read-only", target.display()), e))?;
+    }
     Ok(())
 }
 

@@ -30,6 +30,10 @@ pub struct MountSetup {
     /// (destination, propagation option) in spec order.
     #[serde(default)]
     pub propagation: Vec<(PathBuf, String)>,
+    /// A `cgroup` mount asked to be read-only: libcontainer mounts the hierarchies
+    /// below it read-write whatever the options say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_cgroup: Option<PathBuf>,
 }
 
 const PROPAGATION_OPTIONS: &[&str] = &[
@@ -64,6 +68,7 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
     let setup = MountSetup {
         copyup: strip_tmpcopyup(&mut spec),
         propagation: propagation_options(&spec),
+        readonly_cgroup: readonly_cgroup_mount(&spec),
     };
     if setup != MountSetup::default() {
         let args = vec![
@@ -85,6 +90,13 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
     }
 
     Ok(Prepared { spec, cgroup_path })
+}
+
+fn readonly_cgroup_mount(spec: &Spec) -> Option<PathBuf> {
+    spec.mounts().iter().flatten().find_map(|m| {
+        let readonly = m.options().iter().flatten().any(|o| o == "ro");
+        (m.typ().as_deref() == Some("cgroup") && readonly).then(|| m.destination().clone())
+    })
 }
 
 fn propagation_options(spec: &Spec) -> Vec<(PathBuf, String)> {
@@ -218,6 +230,26 @@ mod tests {
             setup.propagation,
             vec![(PathBuf::from("/data"), "rprivate".to_string())]
         );
+    }
+
+    #[test]
+    fn readonly_cgroup_mount_goes_to_the_hook() {
+        let json = BASE.replace("\"tmpcopyup\",", "").replace(
+            r#"{"destination":"/proc""#,
+            r#"{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","ro"]},{"destination":"/proc""#,
+        );
+        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
+        let hooks = p
+            .spec
+            .hooks()
+            .as_ref()
+            .unwrap()
+            .create_container()
+            .clone()
+            .unwrap();
+        let setup: MountSetup =
+            serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
+        assert_eq!(setup.readonly_cgroup, Some(PathBuf::from("/sys/fs/cgroup")));
     }
 
     #[test]

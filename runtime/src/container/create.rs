@@ -183,9 +183,15 @@ fn spawn_init(
         as_sibling: false,
         pid_file: None,
     };
+    let membership = if rt.systemd_cgroup {
+        None
+    } else {
+        Some(cgroups::join_extra_hierarchies(&state.cgroup_path)?)
+    };
     let pid = libcontainer::process::container_main_process::container_main_process(&args)
-        .map_err(|e| Error::Container(chain_message(&e)))?;
-    Ok(pid.as_raw())
+        .map_err(|e| Error::Container(chain_message(&e)));
+    drop(membership);
+    Ok(pid?.as_raw())
 }
 
 /// What libcontainer's own builder does to the calling process before it forks the

@@ -144,9 +144,15 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
             as_sibling: false,
             pid_file: None,
         };
+        let membership = if state.systemd_cgroup {
+            None
+        } else {
+            Some(cgroups::join_extra_hierarchies(&cgroup_path)?)
+        };
         let pid = libcontainer::process::container_main_process::container_main_process(&args)
-            .map_err(|e| Error::Container(chain_message(&e)))?
-            .as_raw();
+            .map_err(|e| Error::Container(chain_message(&e)));
+        drop(membership);
+        let pid = pid?.as_raw();
         NotifySocket::new(&notify_path)
             .notify_container_start()
             .map_err(|e| Error::from_chain("start the exec process", &e))?;
