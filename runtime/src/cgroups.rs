@@ -93,17 +93,30 @@ impl Layout {
         self.v1.get(controller).map(|m| m.join(relative))
     }
 
-    /// Pids in the container's cgroup, from the hierarchy that always tracks every task.
+    /// Pids in the container's cgroup (and its sub-cgroups). On v1 every hierarchy is
+    /// read: a process being set up joins them one by one, so one alone can miss it.
     pub fn procs(&self, cgroup_path: &Path) -> Vec<i32> {
-        let candidates = ["pids", "memory", "devices", "freezer", "cpu"];
-        let dir = if self.is_unified() {
-            self.dir("", cgroup_path)
+        let mut dirs: Vec<PathBuf> = if self.is_unified() {
+            self.dir("", cgroup_path).into_iter().collect()
         } else {
-            candidates.iter().find_map(|c| self.dir(c, cgroup_path))
+            self.v1
+                .values()
+                .map(|mount| mount.join(cgroup_path.strip_prefix("/").unwrap_or(cgroup_path)))
+                .chain(
+                    self.unified
+                        .iter()
+                        .map(|u| u.join(cgroup_path.strip_prefix("/").unwrap_or(cgroup_path))),
+                )
+                .collect()
         };
-        let Some(dir) = dir else { return Vec::new() };
+        dirs.sort();
+        dirs.dedup();
         let mut pids = Vec::new();
-        collect_procs(&dir, &mut pids);
+        for dir in dirs {
+            collect_procs(&dir, &mut pids);
+        }
+        pids.sort_unstable();
+        pids.dedup();
         pids
     }
 }
@@ -224,24 +237,124 @@ pub fn kill_all_and_wait(
     }
 }
 
-/// Removes the container's cgroup, and our default parent once it is empty.
+/// Removes the container's cgroup in every hierarchy, sub-cgroups first (a system
+/// container's own systemd makes many), then our default parent once it is empty.
+/// With the systemd driver, systemd removes the unit's cgroups (libcgroups asks it).
 pub fn remove(cgroup_path: &Path, systemd: bool, id: &str) -> Result<()> {
-    manager(cgroup_path, systemd, id)?
-        .remove()
-        .map_err(|e| Error::Cgroup(chain_message(&e)))?;
-    if cgroup_path.parent() == Some(Path::new("/").join(DEFAULT_PARENT).as_path()) {
-        let layout = Layout::detect();
-        let parents = layout
-            .v1
-            .values()
-            .chain(layout.unified.iter())
-            .map(|m| m.join(DEFAULT_PARENT));
-        for parent in parents {
-            // Fails harmlessly while other containers still live there.
-            let _ = fs::remove_dir(parent);
+    if systemd {
+        return manager(cgroup_path, systemd, id)?
+            .remove()
+            .map_err(|e| Error::Cgroup(chain_message(&e)));
+    }
+    let layout = Layout::detect();
+    let relative = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    let mounts: Vec<&PathBuf> = layout.v1.values().chain(layout.unified.iter()).collect();
+    let mut failures = Vec::new();
+    for mount in &mounts {
+        let dir = mount.join(relative);
+        if let Err(e) = remove_tree(&dir) {
+            failures.push(format!("{}: {e}", dir.display()));
         }
     }
-    Ok(())
+    if cgroup_path.parent() == Some(Path::new("/").join(DEFAULT_PARENT).as_path()) {
+        for mount in &mounts {
+            // Fails harmlessly while other containers still live there.
+            let _ = fs::remove_dir(mount.join(DEFAULT_PARENT));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        failures.sort();
+        failures.dedup();
+        Err(Error::Cgroup(format!(
+            "could not remove {}",
+            failures.join(", ")
+        )))
+    }
+}
+
+/// rmdir of a cgroup and everything below it, deepest first. A cgroup whose last
+/// process is still exiting refuses with EBUSY for a moment: retried briefly.
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&entry.path())?;
+            }
+        }
+    }
+    let mut pause = Duration::from_micros(500);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Membership of the calling process in the hierarchies libcgroups does not manage (v1
+/// named hierarchies such as name=systemd, and the unified one on hybrid hosts). The
+/// container's processes inherit it, so they are inside the container's cgroup there too
+/// *before* they make their cgroup namespace, whose root it becomes: a system container's
+/// systemd then manages its own subtree, never the host's. Dropping this moves the caller
+/// back where it was.
+pub struct ExtraMembership {
+    original: Vec<PathBuf>,
+}
+
+pub fn join_extra_hierarchies(cgroup_path: &Path) -> Result<ExtraMembership> {
+    let layout = Layout::detect();
+    let mut membership = ExtraMembership {
+        original: Vec::new(),
+    };
+    if layout.is_unified() {
+        return Ok(membership);
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let relative = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    let mut extra: Vec<(PathBuf, String)> = layout
+        .v1
+        .iter()
+        .filter(|(name, _)| name.starts_with("name="))
+        .map(|(name, mount)| (mount.clone(), name.clone()))
+        .collect();
+    if let Some(unified) = &layout.unified {
+        extra.push((unified.clone(), String::new()));
+    }
+    for (mount, controllers) in extra {
+        let current = own.lines().find_map(|line| {
+            let mut f = line.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            (ctrl == controllers).then(|| path.to_string())
+        });
+        let Some(current) = current else { continue };
+        let target = mount.join(relative);
+        fs::create_dir_all(&target)
+            .map_err(|e| Error::io(format!("create cgroup {}", target.display()), e))?;
+        fs::write(target.join("cgroup.procs"), "0")
+            .map_err(|e| Error::io(format!("join cgroup {}", target.display()), e))?;
+        membership.original.push(
+            mount
+                .join(current.trim_start_matches('/'))
+                .join("cgroup.procs"),
+        );
+    }
+    Ok(membership)
+}
+
+impl Drop for ExtraMembership {
+    fn drop(&mut self) {
+        for procs in &self.original {
+            let _ = fs::write(procs, "0");
+        }
+    }
 }
 
 #[cfg(test)]

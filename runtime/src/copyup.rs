@@ -19,14 +19,98 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{Mode, SFlag};
 
-use crate::error::{Error, IoContext, Result};
+use nix::mount::MsFlags;
 
-/// Entry point of the hook: `vzrun __copyup ROOTFS DEST...` (state on stdin is ignored).
-pub fn run_hook(rootfs: &Path, destinations: &[PathBuf]) -> Result<()> {
+use crate::error::{Error, IoContext, Result};
+use crate::prepare::MountSetup;
+
+/// Entry point of the hook: `vzrun __mount-setup ROOTFS JSON` (state on stdin is ignored).
+pub fn run_hook(rootfs: &Path, setup_json: &str) -> Result<()> {
+    let setup: MountSetup = serde_json::from_str(setup_json)
+        .map_err(|e| Error::InvalidArgument(format!("mount setup: {e}")))?;
     let mut state = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut state);
-    let image_tree = open_tree_clone(rootfs)?;
     let live_root = open_dir(None, rootfs)?;
+    if !setup.copyup.is_empty() {
+        copy_up(rootfs, &live_root, &setup.copyup)?;
+    }
+    for (dest, option) in &setup.propagation {
+        let relative = dest.strip_prefix("/").unwrap_or(dest);
+        let target = open_dir_in_root(&live_root, relative)
+            .or_else(|_| open_in_root(&live_root, relative))
+            .map_err(|e| Error::Container(format!("propagation of {}: {e}", dest.display())))?;
+        let flags = propagation_flags(option)
+            .ok_or_else(|| Error::InvalidArgument(format!("propagation option {option:?}")))?;
+        nix::mount::mount(
+            None::<&str>,
+            &fd_path(&target),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| Error::sys(format!("make {} {option}", dest.display()), e))?;
+    }
+    if let Some(dest) = &setup.readonly_cgroup {
+        remount_readonly_below(&rootfs.join(dest.strip_prefix("/").unwrap_or(dest)))?;
+    }
+    Ok(())
+}
+
+/// Remounts every mount at or below `top` read-only, keeping their other flags.
+fn remount_readonly_below(top: &Path) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
+    let mut targets: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .filter(|p| p.starts_with(top))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    // Children first: a read-only parent would not stop them, but keep the order tidy.
+    for target in targets.iter().rev() {
+        let current = nix::sys::statvfs::statvfs(target)
+            .map_err(|e| Error::sys(format!("statvfs {}", target.display()), e))?;
+        let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        use nix::sys::statvfs::FsFlags;
+        for (have, want) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if current.flags().contains(have) {
+                flags |= want;
+            }
+        }
+        nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            .map_err(|e| Error::sys(format!("remount {} read-only", target.display()), e))?;
+    }
+    Ok(())
+}
+
+fn propagation_flags(option: &str) -> Option<MsFlags> {
+    let (recursive, kind) = match option.strip_prefix('r') {
+        Some(rest) if rest != "ivate" => (true, rest),
+        _ => (false, option),
+    };
+    let flag = match kind {
+        "private" => MsFlags::MS_PRIVATE,
+        "slave" => MsFlags::MS_SLAVE,
+        "shared" => MsFlags::MS_SHARED,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(if recursive {
+        flag | MsFlags::MS_REC
+    } else {
+        flag
+    })
+}
+
+fn copy_up(rootfs: &Path, live_root: &OwnedFd, destinations: &[PathBuf]) -> Result<()> {
+    let image_tree = open_tree_clone(rootfs)?;
     for dest in destinations {
         let relative = dest.strip_prefix("/").unwrap_or(dest);
         let source = match open_dir_in_root(&image_tree, relative) {
@@ -34,7 +118,7 @@ pub fn run_hook(rootfs: &Path, destinations: &[PathBuf]) -> Result<()> {
             // Nothing in the image under the tmpfs: nothing to copy.
             Err(_) => continue,
         };
-        let target = open_dir_in_root(&live_root, relative)
+        let target = open_dir_in_root(live_root, relative)
             .map_err(|e| Error::Container(format!("tmpcopyup {}: {e}", dest.display())))?;
         copy_tree(&fd_path(&source), &fd_path(&target))
             .map_err(|e| Error::Container(format!("tmpcopyup {}: {e}", dest.display())))?;
@@ -44,6 +128,17 @@ pub fn run_hook(rootfs: &Path, destinations: &[PathBuf]) -> Result<()> {
 
 fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Like `open_dir_in_root` for a non-directory (a bind-mounted file).
+fn open_in_root(root: &OwnedFd, relative: &Path) -> Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_CLOEXEC | OFlag::O_PATH)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    let fd =
+        openat2(root.as_raw_fd(), relative, how).ctx(|| format!("open {}", relative.display()))?;
+    // SAFETY: openat2 returned a fresh fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn open_tree_clone(path: &Path) -> Result<OwnedFd> {
@@ -143,6 +238,24 @@ fn set_times(path: &Path, meta: &fs::Metadata) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn propagation_option_flags() {
+        assert_eq!(propagation_flags("private"), Some(MsFlags::MS_PRIVATE));
+        assert_eq!(
+            propagation_flags("rprivate"),
+            Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC)
+        );
+        assert_eq!(
+            propagation_flags("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(
+            propagation_flags("runbindable"),
+            Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)
+        );
+        assert_eq!(propagation_flags("bogus"), None);
+    }
 
     #[test]
     fn copies_files_dirs_symlinks_with_modes() {

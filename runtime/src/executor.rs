@@ -16,10 +16,13 @@ use libcontainer::workload::{
 use oci_spec::runtime::Spec;
 
 #[derive(Clone, Default)]
-pub struct VzExecutor;
+pub struct VzExecutor {
+    /// Name of the new session keyring (the container id), or None for `--no-new-keyring`.
+    pub session_keyring: Option<String>,
+}
 
-pub fn boxed() -> Box<dyn Executor> {
-    Box::new(VzExecutor)
+pub fn boxed(session_keyring: Option<String>) -> Box<dyn Executor> {
+    Box::new(VzExecutor { session_keyring })
 }
 
 impl Executor for VzExecutor {
@@ -35,6 +38,19 @@ impl Executor for VzExecutor {
             .map(|a| CString::new(a.as_bytes()))
             .collect::<Result<_, _>>()
             .map_err(|_| ExecutorError::Other("process.args contains a NUL byte".into()))?;
+        if let Some(name) = &self.session_keyring {
+            join_session_keyring(name)?;
+        }
+        if let Some(size) = spec.process().as_ref().and_then(|p| p.console_size()) {
+            if spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false)
+            {
+                set_window_size(size.height() as u16, size.width() as u16);
+            }
+        }
         unblock_all_signals();
         let err = nix::unistd::execvp(&argv[0], &argv).unwrap_err();
         Err(ExecutorError::Other(format!("exec {:?}: {err}", args[0])))
@@ -98,6 +114,39 @@ pub fn find_executable(program: &str, path_var: &str) -> Result<PathBuf, String>
     Err(format!(
         "exec: {program:?}: executable file not found in $PATH"
     ))
+}
+
+/// runc gives every container process a session keyring of its own, so containers do not
+/// share (or see) the caller's keys.
+fn join_session_keyring(name: &str) -> Result<(), ExecutorError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name =
+        CString::new(name).map_err(|_| ExecutorError::Other("keyring name contains NUL".into()))?;
+    // SAFETY: keyctl(2) JOIN_SESSION_KEYRING with a valid C string.
+    let rc = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        // Kernels without keyrings (or seccomp-denied keyctl) get none, as with runc.
+        if !matches!(
+            err.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EACCES)
+        ) {
+            return Err(ExecutorError::Other(format!("join session keyring: {err}")));
+        }
+    }
+    Ok(())
+}
+
+/// process.consoleSize: the terminal is our stdin by now.
+fn set_window_size(rows: u16, cols: u16) {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct that outlives the call.
+    unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCSWINSZ, &size) };
 }
 
 fn unblock_all_signals() {

@@ -4,9 +4,12 @@
 //! * `root.path` becomes the canonical absolute rootfs (libcontainer resolves nothing);
 //! * a missing `linux.cgroupsPath` becomes `/vzrun/<id>`;
 //! * the `tmpcopyup` mount option (podman's systemd mode; not an OCI option, unknown
-//!   to libcontainer, which would hand it to the kernel and fail) is removed from the mount
-//!   and replaced by an internal createContainer hook that copies the shadowed directory
-//!   into the fresh tmpfs (see `copyup`).
+//!   to libcontainer, which would hand it to the kernel and fail) is removed from the mount,
+//!   and mount propagation options (`rprivate`, `rslave`, `shared`...), which libcontainer
+//!   parses but never applies, are collected; both are then done by one internal
+//!   createContainer hook (`vzrun __mount-setup`, see `copyup`), which runs in the
+//!   container's mount namespace after every mount and before pivot_root. Specs that need
+//!   neither get no hook (no extra process on the fast path).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +19,33 @@ use crate::cgroups;
 use crate::error::{Error, Result};
 
 /// argv[1] of the internal copy-up hook; hidden from the command line help.
-pub const COPYUP_HOOK_ARG: &str = "__copyup";
+pub const MOUNT_SETUP_HOOK_ARG: &str = "__mount-setup";
+
+/// What the internal mount-setup hook does, passed to it as JSON.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MountSetup {
+    /// tmpfs destinations to fill with the image's content.
+    #[serde(default)]
+    pub copyup: Vec<PathBuf>,
+    /// (destination, propagation option) in spec order.
+    #[serde(default)]
+    pub propagation: Vec<(PathBuf, String)>,
+    /// A `cgroup` mount asked to be read-only: libcontainer mounts the hierarchies
+    /// below it read-write whatever the options say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_cgroup: Option<PathBuf>,
+}
+
+const PROPAGATION_OPTIONS: &[&str] = &[
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+];
 
 pub struct Prepared {
     pub spec: Spec,
@@ -36,19 +65,23 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
     linux.set_cgroups_path(Some(cgroup_path.clone()));
     spec.set_linux(Some(linux));
 
-    let copyup_targets = strip_tmpcopyup(&mut spec);
-    if !copyup_targets.is_empty() {
-        let mut args = vec![
+    let setup = MountSetup {
+        copyup: strip_tmpcopyup(&mut spec),
+        propagation: propagation_options(&spec),
+        readonly_cgroup: readonly_cgroup_mount(&spec),
+    };
+    if setup != MountSetup::default() {
+        let args = vec![
             "vzrun".to_string(),
-            COPYUP_HOOK_ARG.to_string(),
+            MOUNT_SETUP_HOOK_ARG.to_string(),
             rootfs.display().to_string(),
+            serde_json::to_string(&setup).expect("mount setup serializes"),
         ];
-        args.extend(copyup_targets.iter().map(|d| d.display().to_string()));
         let hook = HookBuilder::default()
             .path(runtime_exe)
             .args(args)
             .build()
-            .map_err(|e| Error::Container(format!("build copy-up hook: {e}")))?;
+            .map_err(|e| Error::Container(format!("build mount-setup hook: {e}")))?;
         let mut hooks: Hooks = spec.hooks().clone().unwrap_or_default();
         let mut create_container = hooks.create_container().clone().unwrap_or_default();
         create_container.insert(0, hook);
@@ -57,6 +90,25 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
     }
 
     Ok(Prepared { spec, cgroup_path })
+}
+
+fn readonly_cgroup_mount(spec: &Spec) -> Option<PathBuf> {
+    spec.mounts().iter().flatten().find_map(|m| {
+        let readonly = m.options().iter().flatten().any(|o| o == "ro");
+        (m.typ().as_deref() == Some("cgroup") && readonly).then(|| m.destination().clone())
+    })
+}
+
+fn propagation_options(spec: &Spec) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for mount in spec.mounts().iter().flatten() {
+        for option in mount.options().iter().flatten() {
+            if PROPAGATION_OPTIONS.contains(&option.as_str()) {
+                out.push((mount.destination().clone(), option.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Removes `tmpcopyup` from tmpfs mounts and returns their destinations.
@@ -149,11 +201,55 @@ mod tests {
             .unwrap();
         assert_eq!(hooks.len(), 2);
         assert_eq!(hooks[0].path(), Path::new("/usr/bin/vzrun"));
-        assert_eq!(
-            hooks[0].args().as_ref().unwrap(),
-            &vec!["vzrun", COPYUP_HOOK_ARG, "/b/rootfs", "/run"]
-        );
+        let args = hooks[0].args().as_ref().unwrap();
+        assert_eq!(&args[..3], &["vzrun", MOUNT_SETUP_HOOK_ARG, "/b/rootfs"]);
+        let setup: MountSetup = serde_json::from_str(&args[3]).unwrap();
+        assert_eq!(setup.copyup, vec![PathBuf::from("/run")]);
         assert_eq!(hooks[1].path(), Path::new("/bin/user-hook"));
+    }
+
+    #[test]
+    fn propagation_options_go_to_the_hook() {
+        let json = BASE.replace("\"tmpcopyup\",", "").replace(
+            r#"{"destination":"/proc""#,
+            r#"{"destination":"/data","type":"bind","source":"/x","options":["rbind","rprivate"]},{"destination":"/proc""#,
+        );
+        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
+        let hooks = p
+            .spec
+            .hooks()
+            .as_ref()
+            .unwrap()
+            .create_container()
+            .clone()
+            .unwrap();
+        let setup: MountSetup =
+            serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
+        assert!(setup.copyup.is_empty());
+        assert_eq!(
+            setup.propagation,
+            vec![(PathBuf::from("/data"), "rprivate".to_string())]
+        );
+    }
+
+    #[test]
+    fn readonly_cgroup_mount_goes_to_the_hook() {
+        let json = BASE.replace("\"tmpcopyup\",", "").replace(
+            r#"{"destination":"/proc""#,
+            r#"{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","ro"]},{"destination":"/proc""#,
+        );
+        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
+        let hooks = p
+            .spec
+            .hooks()
+            .as_ref()
+            .unwrap()
+            .create_container()
+            .clone()
+            .unwrap();
+        let setup: MountSetup =
+            serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
+        assert_eq!(setup.readonly_cgroup, Some(PathBuf::from("/sys/fs/cgroup")));
     }
 
     #[test]

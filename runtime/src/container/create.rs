@@ -26,7 +26,7 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
-    /// Accepted for runc compatibility; libcontainer never creates a session keyring.
+    /// Keep the caller's session keyring instead of giving the container its own.
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
 }
@@ -145,6 +145,7 @@ fn spawn_init(
     };
     let user_ns_config =
         UserNamespaceConfig::new(&spec).map_err(|e| Error::from_chain("user namespace", &e))?;
+    prepare_spawner(&spec)?;
     let hook_state = LcContainer {
         state: LcState {
             oci_version: state.oci_version.clone(),
@@ -174,7 +175,7 @@ fn spawn_init(
         user_ns_config,
         cgroup_config: cgroups::config(&state.cgroup_path, rt.systemd_cgroup, &state.id),
         detached: true,
-        executor: crate::executor::boxed(),
+        executor: crate::executor::boxed((!opts.no_new_keyring).then(|| state.id.clone())),
         no_pivot: opts.no_pivot,
         stdin: None,
         stdout: None,
@@ -182,9 +183,36 @@ fn spawn_init(
         as_sibling: false,
         pid_file: None,
     };
+    let membership = if rt.systemd_cgroup {
+        None
+    } else {
+        Some(cgroups::join_extra_hierarchies(&state.cgroup_path)?)
+    };
     let pid = libcontainer::process::container_main_process::container_main_process(&args)
-        .map_err(|e| Error::Container(chain_message(&e)))?;
-    Ok(pid.as_raw())
+        .map_err(|e| Error::Container(chain_message(&e)));
+    drop(membership);
+    Ok(pid?.as_raw())
+}
+
+/// What libcontainer's own builder does to the calling process before it forks the
+/// container: the OOM score is inherited by the children (and must be set while we are
+/// still dumpable); a non-dumpable caller cannot be ptraced or have its /proc opened by
+/// processes of the namespaces it is about to join.
+pub(crate) fn prepare_spawner(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        std::fs::write("/proc/self/oom_score_adj", score.to_string())
+            .map_err(|e| Error::io(format!("set oomScoreAdj {score}"), e))?;
+    }
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| !ns.is_empty())
+    {
+        nix::sys::prctl::set_dumpable(false)
+            .map_err(|e| Error::sys("make vzrun non-dumpable", e))?;
+    }
+    Ok(())
 }
 
 /// runc writes the pid file atomically too: engines poll for it.

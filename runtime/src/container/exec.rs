@@ -121,6 +121,7 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
         };
         let user_ns_config = UserNamespaceConfig::new(&tenant_spec)
             .map_err(|e| Error::from_chain("user namespace", &e))?;
+        crate::container::create::prepare_spawner(&tenant_spec)?;
         let args = ContainerArgs {
             container_type: ContainerType::TenantContainer {
                 exec_notify_fd: ready_write.as_raw_fd(),
@@ -135,7 +136,7 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
             user_ns_config,
             cgroup_config: cgroups::config(&cgroup_path, state.systemd_cgroup, id),
             detached: opts.detach,
-            executor: crate::executor::boxed(),
+            executor: crate::executor::boxed(Some(id.to_string())),
             no_pivot: false,
             stdin: None,
             stdout: None,
@@ -143,9 +144,15 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
             as_sibling: false,
             pid_file: None,
         };
+        let membership = if state.systemd_cgroup {
+            None
+        } else {
+            Some(cgroups::join_extra_hierarchies(&cgroup_path)?)
+        };
         let pid = libcontainer::process::container_main_process::container_main_process(&args)
-            .map_err(|e| Error::Container(chain_message(&e)))?
-            .as_raw();
+            .map_err(|e| Error::Container(chain_message(&e)));
+        drop(membership);
+        let pid = pid?.as_raw();
         NotifySocket::new(&notify_path)
             .notify_container_start()
             .map_err(|e| Error::from_chain("start the exec process", &e))?;

@@ -5,9 +5,11 @@ use libcontainer::notify_socket::NotifySocket;
 
 use crate::container::{hooks, load_spec};
 use crate::error::{Error, Result};
+use crate::procfs;
+use crate::state::{ContainerState, WAITING_INIT_COMM};
 use crate::state::{Phase, Status};
 use crate::store::{self, ContainerDir, LockMode};
-use crate::{cgroups, state::ContainerState, Runtime};
+use crate::Runtime;
 
 pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     let dir = ContainerDir::new(&rt.root, id)?;
@@ -30,15 +32,28 @@ pub fn start(rt: &Runtime, id: &str) -> Result<()> {
     let _ = std::fs::remove_file(dir.file(store::NOTIFY_SOCKET));
 
     let poststart = spec.hooks().as_ref().and_then(|h| h.poststart().clone());
-    if let Err(err) = hooks::run(poststart.as_ref(), &state, Status::Running) {
-        // The spec: a failing poststart hook is an error of `start`; runc also stops the
-        // container then, so it does not run half-initialized.
-        cgroups::signal_all(&state.cgroup_path, libc::SIGKILL);
-        if let Some(pid) = state.pid {
-            // SAFETY: kill(2) on the init we just started (its start time was verified by status()).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+    if poststart.as_ref().is_some_and(|h| !h.is_empty()) {
+        // The spec: poststart hooks run after the user's process has been executed.
+        wait_for_exec(&state);
+        if let Err(err) = hooks::run(poststart.as_ref(), &state, Status::Running) {
+            // The spec: a failing poststart hook is logged and the lifecycle continues.
+            tracing::warn!(target: "vzrun", "poststart hook of {id}: {err}");
         }
-        return Err(Error::Container(format!("poststart hook failed: {err}")));
     }
     Ok(())
+}
+
+/// Waits (briefly) until the init has replaced itself with the user's program, or died.
+fn wait_for_exec(state: &ContainerState) {
+    let Some(pid) = state.pid else { return };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_micros(50);
+    while std::time::Instant::now() < deadline {
+        match procfs::stat(pid) {
+            Some(s) if !s.is_dead() && s.comm == WAITING_INIT_COMM => {}
+            _ => return,
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+    }
 }

@@ -8,14 +8,19 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "vzrun",
     about = "OCI runtime with OpenVZ system-container semantics (runc-compatible)",
-    version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0\nlibcontainer: 0.7.0"),
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    disable_version_flag = true,
+    subcommand_required = false,
+    arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,
+    /// Print the version (runc's format)
+    #[arg(short = 'v', long)]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Args, Debug)]
@@ -36,10 +41,10 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub debug: bool,
     /// Accepted for runc compatibility (rootless is detected, not configured)
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility (path of criu, for checkpoint/restore)
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub criu: Option<PathBuf>,
 }
 
@@ -81,12 +86,9 @@ pub enum Command {
     /// Restore a container from a checkpoint (not supported yet)
     #[command(disable_help_flag = true)]
     Restore(Unsupported),
-    /// Internal: the tmpcopyup createContainer hook
-    #[command(name = "__copyup", hide = true)]
-    Copyup {
-        rootfs: PathBuf,
-        destinations: Vec<PathBuf>,
-    },
+    /// Internal: the createContainer hook for tmpcopyup and mount propagation
+    #[command(name = "__mount-setup", hide = true)]
+    MountSetup { rootfs: PathBuf, setup: String },
 }
 
 #[derive(Args, Debug)]
@@ -127,7 +129,7 @@ pub struct Kill {
     /// Container id
     pub id: String,
     /// Signal name or number (TERM, SIGKILL, 9, RTMIN+3, 37)
-    #[arg(default_value = "SIGTERM")]
+    #[arg(default_value = "SIGTERM", allow_hyphen_values = true)]
     pub signal: String,
 }
 
@@ -287,7 +289,7 @@ pub struct SpecCmd {
     #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
     /// A spec for a rootless container
-    #[arg(long)]
+    #[arg(long = "rootless", id = "spec_rootless")]
     pub rootless: bool,
 }
 
@@ -308,4 +310,55 @@ pub struct Unsupported {
     pub help: bool,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn runc_style_invocations_parse() {
+        for argv in [
+            &[
+                "vzrun",
+                "--root",
+                "/r",
+                "--log",
+                "/l",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/p",
+                "x",
+            ][..],
+            &["vzrun", "--rootless", "false", "kill", "x", "-1"],
+            &["vzrun", "kill", "--all", "x", "9"],
+            &[
+                "vzrun",
+                "exec",
+                "--process",
+                "/p.json",
+                "--detach",
+                "--pid-file",
+                "/p",
+                "x",
+            ],
+            &["vzrun", "exec", "-t", "x", "sh", "-c", "ls -l"],
+            &["vzrun", "update", "--resources", "-", "x"],
+            &["vzrun", "spec", "--rootless"],
+            &["vzrun", "--version"],
+            &["vzrun", "checkpoint", "--help"],
+        ] {
+            Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+    }
 }

@@ -22,13 +22,36 @@ fn main() -> ExitCode {
     });
     let mut rt = Runtime::new(&cli.global.root);
     rt.systemd_cgroup = cli.global.systemd_cgroup;
-    match dispatch(&rt, cli.command) {
+    let Some(command) = cli.command else {
+        if cli.version {
+            print!("{}", version());
+            return ExitCode::SUCCESS;
+        }
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
+    // runc: exec's own failures exit 255, since 1-254 belong to the process.
+    let failure = match command {
+        Command::Exec(_) => ExitCode::from(255),
+        _ => ExitCode::FAILURE,
+    };
+    match dispatch(&rt, command) {
         Ok(code) => code,
         Err(err) => {
             logging::fatal(&err.to_string());
-            ExitCode::FAILURE
+            failure
         }
     }
+}
+
+fn version() -> String {
+    let libseccomp = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "unknown".into());
+    format!(
+        "vzrun version {}\nspec: 1.2.1\nlibcontainer: 0.7.0\nlibseccomp: {libseccomp}\n",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> vzrun::Result<()> {
@@ -122,10 +145,7 @@ fn dispatch(rt: &Runtime, command: Command) -> vzrun::Result<ExitCode> {
             )?;
             return Ok(exit_code(code));
         }
-        Command::Copyup {
-            rootfs,
-            destinations,
-        } => vzrun::copyup::run_hook(&rootfs, &destinations)?,
+        Command::MountSetup { rootfs, setup } => vzrun::copyup::run_hook(&rootfs, &setup)?,
         Command::Checkpoint(u) => return unsupported("checkpoint", u.help),
         Command::Restore(u) => return unsupported("restore", u.help),
         Command::Pause(c) => pause::pause(rt, &c.id)?,

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# install-deps.sh - installs what vzrun/vzbuild and their tests need on Debian 12, as root.
+# Every scripts/deps/*.list (one Debian package per line, '#' comments) is installed with
+# apt-get; packages already present are skipped, so a warm machine pays almost nothing.
+# The Rust toolchain must already be there (rustup); cargo fetches crates itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root" >&2; exit 2; }
+command -v cargo >/dev/null || { echo "install-deps.sh: cargo not found (install Rust with rustup)" >&2; exit 2; }
+
+mapfile -t wanted < <(cat scripts/deps/*.list | sed 's/#.*//' | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
+missing=()
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "install-deps.sh: ${#wanted[@]} packages present"
