@@ -19,6 +19,7 @@
 #   -h            this help
 #
 # Measurements, per runtime, each the median of RUNS hyperfine runs (in ROUNDS interleaved rounds):
+#   (a sample that fails or times out is left out of the median and counted in the table)
 #   run    COMMAND run --bundle B ID              /bin/true in a busybox container, whole lifecycle
 #   csd    create; start; wait for exit; delete   separate commands, as engines call them
 #   exec   COMMAND exec ID /bin/true              into a running container
@@ -97,13 +98,16 @@ if [ "${1:-}" = __measure ]; then
   hf() {
     local what=$1 json=$OUT/$1-$NAME-$PHASE.json
     shift
-    if hyperfine --style none -w "$WARMUP" -r "$RUNS" --export-json "$json" -n "$NAME" "$@" \
+    # -i: a sample that fails or hangs (killed by the timeout) is counted, not fatal
+    if hyperfine -i --style none -w "$WARMUP" -r "$RUNS" --export-json "$json" -n "$NAME" "$@" \
       >/dev/null 2>"$T/hf.err"; then
-      jq -r '.results[0].times[]' "$json" >>"$T/times-$NAME-$what"
+      jq -r '.results[0] | [.times, .exit_codes] | transpose[] | select(.[1] == 0) | .[0]' "$json" \
+        >>"$T/times-$NAME-$what"
+      jq -r '[.results[0].exit_codes[] | select(. != 0)] | length' "$json" >>"$T/nfail-$NAME-$what"
     else
       say "$NAME: $what: $(tail -n 2 "$T/hf.err" | tr '\n' ' ')"
       echo "$what" >>"$T/failed-$NAME"
-      printf '%s\t%s\t%s\n' "$NAME" "$what" "a sample failed: $(tail -n 1 "$T/hf.err")" >>"$T/errors.tsv"
+      printf '%s\t%s\t%s\n' "$NAME" "$what" "hyperfine: $(tail -n 1 "$T/hf.err")" >>"$T/errors.tsv"
     fi
   }
   # `wait for exit` in csd: the init pid from --pid-file (runc writes no newline), polled with
@@ -192,7 +196,7 @@ if [ "${1:-}" = __measure ]; then
     done
     t1=$(us)
     sleep 2
-    pss=0 n=0 residue=0 residue_pss=0 memcg=0
+    pss=0 n=0 residue=0 residue_pss=0 memcg=0 memcg_missing=0
     for ((j = 0; j < i; j++)); do
       p=""
       read -r p <"$T/dens.$j.pid" 2>/dev/null   # runc writes no trailing newline
@@ -202,8 +206,12 @@ if [ "${1:-}" = __measure ]; then
       # Everything charged to the container's memory cgroup: its pages plus kernel objects
       # (page tables, slab for its namespaces and files) on cgroup v1 with kmem accounting.
       cg=$(awk -F: '$2 == "memory" { print $3 }' "/proc/$p/cgroup")
-      v=$(cat "/sys/fs/cgroup/memory$cg/memory.usage_in_bytes" 2>/dev/null)
-      memcg=$((memcg + ${v:-0} / 1024))
+      if [ -n "$cg" ] && [ "$cg" != / ]; then
+        v=$(cat "/sys/fs/cgroup/memory$cg/memory.usage_in_bytes" 2>/dev/null)
+        memcg=$((memcg + ${v:-0} / 1024))
+      else
+        memcg_missing=1   # left in the root memory cgroup: nothing to attribute
+      fi
     done
     # Processes of the runtime binary itself that stay while containers run (monitors, shims).
     rtbin=$(readlink -f "$(command -v "${RT%% *}")")
@@ -220,7 +228,11 @@ if [ "${1:-}" = __measure ]; then
       record dens_start_ms "$(sort -n "$T/dens-start" | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1000 }')"
       record dens_pss_kib "$(((pss + residue_pss) / DENSITY))"
       record dens_residue "$residue"
-      record dens_memcg_kib "$((memcg / DENSITY))"
+      if [ $memcg_missing = 0 ]; then
+        record dens_memcg_kib "$((memcg / DENSITY))"
+      else
+        record dens_memcg_kib "n/a (no memory cgroup)"
+      fi
       record dens_delete_all_s "$(awk -v v=$((t3 - t2)) 'BEGIN { printf "%.2f", v / 1e6 }')"
     else
       record dens_start_ms FAILED
@@ -328,6 +340,11 @@ for i in "${!NAMES[@]}"; do
         END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) * 1000 }')
     fi
     printf '%s\t%s\t%s\n' "$n" "$what" "$v" >>"$T/results.tsv"
+    nf=$(awk '{ s += $1 } END { print s + 0 }' "$T/nfail-$n-$what" 2>/dev/null || echo 0)
+    if [ "${nf:-0}" -gt 0 ]; then
+      printf '%s\t%s_nfail\t%s\n' "$n" "$what" "$nf" >>"$T/results.tsv"
+      printf '%s\t%s\t%s\n' "$n" "$what" "$nf of $((ROUND_RUNS * ROUNDS)) samples failed or timed out (median over the others)" >>"$T/errors.tsv"
+    fi
   done
   echo "$n	version	$(${CMDS[$i]} --version 2>/dev/null | head -n 1 | tr '\t' ' ')" >>"$T/results.tsv"
 done
@@ -343,7 +360,9 @@ printf '%s\n' "${NAMES[@]}" >"$T/names"
   awk -F '\t' '
     NR == FNR { name[++n] = $1; next }
     { v[$1, $2] = $3 }
-    function ms(x) { return (x == "" ? "-" : x == "FAILED" ? "FAILED" : sprintf("%.1f", x)) }
+    function ms(x, nf) {
+      return (x == "" ? "-" : x == "FAILED" ? "FAILED" : sprintf("%.1f", x) (nf ? " (" nf " failed)" : ""))
+    }
     function ratio(x, base) {
       if (x == "" || x == "FAILED" || base == "" || base == "FAILED" || base + 0 == 0) return "-"
       return sprintf("%.2f", x / base)
@@ -353,7 +372,8 @@ printf '%s\n' "${NAMES[@]}" >"$T/names"
       print "|---|---:|---:|---:|---:|---|"
       for (i = 1; i <= n; i++) {
         r = name[i]
-        printf "| %s | %s | %s | %s | %s | %s |\n", r, ms(v[r, "run"]), ms(v[r, "csd"]), ms(v[r, "exec"]),
+        printf "| %s | %s | %s | %s | %s | %s |\n", r, ms(v[r, "run"], v[r, "run_nfail"]),
+          ms(v[r, "csd"], v[r, "csd_nfail"]), ms(v[r, "exec"], v[r, "exec_nfail"]),
           (v[r, "rss"] == "" ? "-" : v[r, "rss"]), v[r, "version"]
       }
       for (b = 1; b <= 2; b++) {
