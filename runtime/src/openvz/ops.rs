@@ -250,21 +250,30 @@ fn wait_for_boot(env: &VzEnv, ct: &Ct) -> VzResult<()> {
     if init::detect(&root) != Some(init::InitKind::Systemd) {
         return Ok(());
     }
-    let out = run_in(
-        env,
-        ct.ctid,
-        &["systemctl", "is-system-running", "--wait"],
-        true,
-    )?;
-    match out.0.trim() {
-        "running" | "degraded" => Ok(()),
-        other => Err(VzError::new(
-            ExitCode::StartFailed,
-            format!(
-                "Container {} did not finish booting: systemd says {other:?}",
-                ct.ctid
-            ),
-        )),
+    // Until systemd has opened its private socket, systemctl cannot even ask.
+    let deadline = Instant::now() + Duration::from_secs(ct.stop_timeout(env).max(60));
+    loop {
+        let (answer, _) = run_in(
+            env,
+            ct.ctid,
+            &["systemctl", "is-system-running", "--wait"],
+            true,
+        )?;
+        match answer.trim() {
+            "running" | "degraded" => return Ok(()),
+            "" if Instant::now() < deadline && ct.is_running(env) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => {
+                return Err(VzError::new(
+                    ExitCode::StartFailed,
+                    format!(
+                        "Container {} did not finish booting: systemd says {other:?}",
+                        ct.ctid
+                    ),
+                ))
+            }
+        }
     }
 }
 
