@@ -16,6 +16,9 @@ use crate::error::{chain_message, Error, Result};
 /// Parent of the default cgroup of containers whose spec has no cgroupsPath.
 pub const DEFAULT_PARENT: &str = "vzrun";
 
+/// Parents vzrun creates and removes once empty: the default one and vzctl's (`/vz/<CTID>`).
+const OWNED_PARENTS: &[&str] = &[DEFAULT_PARENT, "vz"];
+
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Where the cgroup hierarchies of this host are mounted.
@@ -45,7 +48,7 @@ impl Layout {
                 continue;
             };
             let mount_point = match left.split(' ').nth(4) {
-                Some(p) => PathBuf::from(unescape_octal(p)),
+                Some(p) => PathBuf::from(crate::mountinfo::unescape(p)),
                 None => continue,
             };
             let mut fields = right.split(' ');
@@ -132,27 +135,6 @@ fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
             }
         }
     }
-}
-
-fn unescape_octal(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The cgroup path a container gets when its spec names none.
@@ -256,10 +238,13 @@ pub fn remove(cgroup_path: &Path, systemd: bool, id: &str) -> Result<()> {
             failures.push(format!("{}: {e}", dir.display()));
         }
     }
-    if cgroup_path.parent() == Some(Path::new("/").join(DEFAULT_PARENT).as_path()) {
+    if let Some(parent) = OWNED_PARENTS
+        .iter()
+        .find(|p| cgroup_path.parent() == Some(Path::new("/").join(p).as_path()))
+    {
         for mount in &mounts {
             // Fails harmlessly while other containers still live there.
-            let _ = fs::remove_dir(mount.join(DEFAULT_PARENT));
+            let _ = fs::remove_dir(mount.join(parent));
         }
     }
     if failures.is_empty() {
@@ -402,12 +387,6 @@ mod tests {
             l.dir("memory", Path::new("/vzrun/a")).unwrap(),
             Path::new("/sys/fs/cgroup/vzrun/a")
         );
-    }
-
-    #[test]
-    fn octal_escapes_in_mount_points() {
-        assert_eq!(unescape_octal("/a\\040b"), "/a b");
-        assert_eq!(unescape_octal("/plain"), "/plain");
     }
 
     #[test]

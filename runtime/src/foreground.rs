@@ -76,14 +76,28 @@ pub fn become_subreaper() -> Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(|e| Error::sys("become subreaper", e))
 }
 
-/// Exit code of a wait status the way shells report it.
-fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        1
+/// How a waited-for process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessExit {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ProcessExit {
+    fn from_status(status: libc::c_int) -> Self {
+        if libc::WIFSIGNALED(status) {
+            ProcessExit::Signaled(libc::WTERMSIG(status))
+        } else {
+            ProcessExit::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+
+    /// The exit code the way shells report it (128+N when killed by signal N).
+    pub fn code(self) -> i32 {
+        match self {
+            ProcessExit::Exited(code) => code,
+            ProcessExit::Signaled(sig) => 128 + sig,
+        }
     }
 }
 
@@ -91,44 +105,74 @@ fn exit_code(status: libc::c_int) -> i32 {
 /// (the container's terminal) to our stdin/stdout when given.
 pub fn wait(pid: i32, capture: &SignalCapture, master: Option<OwnedFd>) -> Result<i32> {
     let _raw = master.as_ref().and_then(|_| terminal::RawMode::enter());
-    if let Some(m) = &master {
-        terminal::copy_window_size(m.as_raw_fd());
-        set_nonblocking(m.as_raw_fd());
+    let relay = master.map(|m| Relay {
+        master: m,
+        input: Some(libc::STDIN_FILENO),
+        output: libc::STDOUT_FILENO,
+    });
+    Ok(wait_relaying(pid, capture, relay, true)?.code())
+}
+
+/// The container's terminal and where its traffic goes.
+pub struct Relay {
+    pub master: OwnedFd,
+    /// Copied to the terminal (None: nothing is typed into it).
+    pub input: Option<RawFd>,
+    /// Receives what the container writes to its terminal.
+    pub output: RawFd,
+}
+
+/// Waits for `pid`, relaying its terminal, reaping orphans; with `forward` every signal
+/// we receive is passed on to it.
+pub fn wait_relaying(
+    pid: i32,
+    capture: &SignalCapture,
+    relay: Option<Relay>,
+    forward: bool,
+) -> Result<ProcessExit> {
+    if let Some(r) = &relay {
+        if r.input.is_some() {
+            terminal::copy_window_size(r.master.as_raw_fd());
+        }
+        set_nonblocking(r.master.as_raw_fd());
     }
-    let mut stdin_open = master.is_some();
+    let master = relay.as_ref().map(|r| r.master.as_raw_fd());
+    let mut input = relay.as_ref().and_then(|r| r.input);
+    let output = relay
+        .as_ref()
+        .map(|r| r.output)
+        .unwrap_or(libc::STDOUT_FILENO);
     let mut master_open = master.is_some();
-    let mut status: Option<i32> = None;
+    let mut status: Option<ProcessExit> = None;
     loop {
         // Reap first: the exit may have happened before we got here.
         if status.is_none() {
             status = reap(pid);
         }
-        if let Some(code) = status {
-            if let Some(m) = &master {
-                drain(m.as_raw_fd());
+        if let Some(exit) = status {
+            if let Some(m) = master {
+                drain(m, output);
             }
-            return Ok(code);
+            return Ok(exit);
         }
         let mut fds = vec![libc::pollfd {
             fd: capture.fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
-        if let Some(m) = &master {
-            if master_open {
-                fds.push(libc::pollfd {
-                    fd: m.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-            }
-            if stdin_open {
-                fds.push(libc::pollfd {
-                    fd: libc::STDIN_FILENO,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-            }
+        if let (Some(m), true) = (master, master_open) {
+            fds.push(libc::pollfd {
+                fd: m,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if let Some(i) = input {
+            fds.push(libc::pollfd {
+                fd: i,
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         // SAFETY: poll(2) on a valid array of pollfd structs.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -147,32 +191,29 @@ pub fn wait(pid: i32, capture: &SignalCapture, master: Option<OwnedFd>) -> Resul
                 while let Some(sig) = capture.next() {
                     match sig {
                         libc::SIGCHLD => {}
-                        libc::SIGWINCH if master.is_some() => {
-                            terminal::copy_window_size(master.as_ref().unwrap().as_raw_fd())
+                        libc::SIGWINCH if input.is_some() => {
+                            terminal::copy_window_size(master.expect("relay has a master"))
                         }
-                        other => {
+                        other if forward => {
                             // SAFETY: kill(2) with plain integers, to our own child.
                             unsafe { libc::kill(pid, other) };
                         }
+                        _ => {}
                     }
                 }
-            } else if entry.fd == libc::STDIN_FILENO {
-                let m = master.as_ref().unwrap().as_raw_fd();
-                if !copy(libc::STDIN_FILENO, m) {
-                    stdin_open = false;
+            } else if Some(entry.fd) == input {
+                if !copy(entry.fd, master.expect("relay has a master")) {
+                    input = None;
                 }
-            } else if master_open {
-                let m = master.as_ref().unwrap().as_raw_fd();
-                if !copy(m, libc::STDOUT_FILENO) {
-                    master_open = false;
-                }
+            } else if Some(entry.fd) == master && !copy(entry.fd, output) {
+                master_open = false;
             }
         }
     }
 }
 
 /// Reaps every exited child; returns the exit code if `pid` was among them.
-fn reap(pid: i32) -> Option<i32> {
+fn reap(pid: i32) -> Option<ProcessExit> {
     let mut result = None;
     loop {
         let mut status: libc::c_int = 0;
@@ -182,7 +223,7 @@ fn reap(pid: i32) -> Option<i32> {
             return result;
         }
         if reaped == pid {
-            result = Some(exit_code(status));
+            result = Some(ProcessExit::from_status(status));
         }
     }
 }
@@ -240,8 +281,8 @@ fn write_all(fd: RawFd, mut data: &[u8]) {
 }
 
 /// Copies the rest of the container's output after it exited.
-fn drain(master: RawFd) {
-    while copy(master, libc::STDOUT_FILENO) {
+fn drain(master: RawFd, output: RawFd) {
+    while copy(master, output) {
         let mut pfd = libc::pollfd {
             fd: master,
             events: libc::POLLIN,
@@ -260,8 +301,12 @@ mod tests {
 
     #[test]
     fn exit_codes_like_a_shell() {
-        assert_eq!(exit_code(0), 0);
-        assert_eq!(exit_code(42 << 8), 42);
-        assert_eq!(exit_code(libc::SIGKILL), 137);
+        assert_eq!(ProcessExit::from_status(0).code(), 0);
+        assert_eq!(ProcessExit::from_status(42 << 8), ProcessExit::Exited(42));
+        assert_eq!(
+            ProcessExit::from_status(libc::SIGKILL),
+            ProcessExit::Signaled(9)
+        );
+        assert_eq!(ProcessExit::from_status(libc::SIGKILL).code(), 137);
     }
 }

@@ -11,6 +11,8 @@ pub mod error;
 pub mod executor;
 pub mod foreground;
 pub mod logging;
+pub mod mountinfo;
+pub mod openvz;
 pub mod prepare;
 pub mod procfs;
 pub mod signal;

@@ -70,25 +70,8 @@ pub struct ContainerLock {
 
 impl ContainerLock {
     fn acquire(file: File, mode: LockMode, path: &Path) -> Result<Self> {
-        let kind = match mode {
-            LockMode::Exclusive => libc::F_WRLCK,
-            LockMode::Shared => libc::F_RDLCK,
-        };
-        // SAFETY: flock is plain data; zeroed means "whole file from offset 0".
-        let mut request: libc::flock = unsafe { std::mem::zeroed() };
-        request.l_type = kind as libc::c_short;
-        request.l_whence = libc::SEEK_SET as libc::c_short;
-        loop {
-            // SAFETY: fcntl(F_SETLKW) with a valid fd and a pointer to a live flock struct.
-            let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLKW, &request) };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::io(format!("lock {}", path.display()), err));
-            }
-        }
+        posix_lock(&file, mode, true)
+            .map_err(|e| Error::io(format!("lock {}", path.display()), e))?;
         Ok(Self { file })
     }
 
@@ -215,6 +198,46 @@ impl ContainerDir {
             }
         }
     }
+}
+
+/// A POSIX record lock on the whole of `file`: waits for it, or with `wait` false
+/// fails at once with `WouldBlock`. POSIX locks belong to the process and are not
+/// inherited by children (unlike flock and OFD locks).
+pub fn posix_lock(file: &File, mode: LockMode, wait: bool) -> std::io::Result<()> {
+    let kind = match mode {
+        LockMode::Exclusive => libc::F_WRLCK,
+        LockMode::Shared => libc::F_RDLCK,
+    };
+    // SAFETY: flock is plain data; zeroed means "whole file from offset 0".
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = kind as libc::c_short;
+    request.l_whence = libc::SEEK_SET as libc::c_short;
+    let command = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+    loop {
+        // SAFETY: fcntl with a valid fd and a pointer to a live flock struct.
+        if unsafe { libc::fcntl(file.as_raw_fd(), command, &request) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, err))
+            }
+            _ => return Err(err),
+        }
+    }
+}
+
+/// The pid holding a conflicting lock on `file`, if any.
+pub fn lock_holder(file: &File) -> Option<i32> {
+    // SAFETY: flock is plain data; F_GETLK fills it.
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = libc::F_WRLCK as libc::c_short;
+    request.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl(F_GETLK) with a valid fd and flock pointer.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut request) };
+    (rc == 0 && request.l_type != libc::F_UNLCK as libc::c_short).then_some(request.l_pid)
 }
 
 fn open_lock_file(path: &Path, create: bool) -> Result<File> {

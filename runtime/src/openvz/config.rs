@@ -11,7 +11,10 @@ use crate::error::{Error, Result};
 enum Line {
     /// A comment, a blank line, or anything that is not an assignment (kept verbatim).
     Other(String),
-    Assign { key: String, value: String },
+    Assign {
+        key: String,
+        value: String,
+    },
 }
 
 /// An ordered KEY=value file.
@@ -30,7 +33,10 @@ impl ConfigFile {
                 continue;
             }
             let Some((key, value)) = trimmed.split_once('=') else {
-                return Err(format!("line {}: expected KEY=\"value\", got {raw:?}", number + 1));
+                return Err(format!(
+                    "line {}: expected KEY=\"value\", got {raw:?}",
+                    number + 1
+                ));
             };
             let key = key.trim();
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -185,7 +191,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert!(ConfigFile::parse("just words\n").unwrap_err().contains("line 1"));
+        assert!(ConfigFile::parse("just words\n")
+            .unwrap_err()
+            .contains("line 1"));
         assert!(ConfigFile::parse("BAD-KEY=1\n").is_err());
     }
 

@@ -90,29 +90,8 @@ impl Env {
         c
     }
 
-    /// Runs to completion. Output goes through files, not pipes: a container created by
-    /// the command inherits its stdio and would hold a pipe open for its whole life.
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = tempfile::tempfile().unwrap();
-        let err = tempfile::tempfile().unwrap();
-        let status = self
-            .cmd(args)
-            .stdout(out.try_clone().unwrap())
-            .stderr(err.try_clone().unwrap())
-            .status()
-            .unwrap();
-        let read = |mut f: std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut buf = Vec::new();
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut buf).unwrap();
-            buf
-        };
-        Output {
-            status,
-            stdout: read(out),
-            stderr: read(err),
-        }
+        output_via_files(self.cmd(args))
     }
 
     /// Runs and asserts success; returns stdout.
@@ -160,6 +139,30 @@ impl Drop for Env {
                     .join("vzrun-it"),
             );
         }
+    }
+}
+
+/// Runs to completion. Output goes through files, not pipes: a container created by
+/// the command inherits its stdio and would hold a pipe open for its whole life.
+pub fn output_via_files(mut command: Command) -> Output {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let status = command
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut buf = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut buf).unwrap();
+        buf
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
     }
 }
 
