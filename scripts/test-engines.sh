@@ -2,19 +2,19 @@
 # test-engines.sh - real engines (podman, containerd) driving an OCI runtime, end to end.
 #
 # Usage: scripts/test-engines.sh [options] [RUNTIME_PATH]
-#   RUNTIME_PATH   runtime binary to test (default: target/release/vzrun, built with
-#                  `cargo build --release -p vzrun` when missing or older than the sources)
+#   RUNTIME_PATH   runtime binary to test (default: $VZRUN, else target/release/vzrun, built
+#                  first with `cargo build --release -p vzrun`, a no-op when it is up to date)
 #   --only podman|containerd|systemd   run one group (systemd = the podman --systemd=always boot)
 #   --no-systemd   skip the systemd boot (no Debian image needed then)
 #   --hide-unified hide /sys/fs/cgroup/unified from the engines (crun needs it on this host;
 #                  same as ENGINES_HIDE_UNIFIED=1)
-#   -k, --keep-going-fast   (default) every step runs; the exit status is non-zero if any failed
 #
 # Private podman and containerd instances (scripts/lib/engines.sh) in a temp dir; images built
 # locally (scripts/lib/images.sh): busybox-static, and a Debian 12 minbase + systemd-sysv root
 # cached in /var/cache/vzrun-tests (mmdebstrap, ~20-75 s on the first run). Each step prints
-# PASS/FAIL with its time and, on failure, why (the engine's and runtime's stderr). Ends with
-# "N passed, N failed". Everything made is removed on exit, also on failure or Ctrl-C.
+# PASS/FAIL with its time and, on failure, why (the engine's and runtime's stderr). Every step
+# runs even after a failure; ends with "engines: N passed, N failed" and exits 1 if any failed.
+# Everything made is removed on exit, also on failure or Ctrl-C.
 # Needs root, podman, conmon, containerd, ctr, umoci, mmdebstrap, busybox-static, script.
 set -uo pipefail
 
@@ -30,7 +30,6 @@ while [ $# -gt 0 ]; do
     --only) ONLY=${2:-}; shift ;;
     --no-systemd) SYSTEMD=0 ;;
     --hide-unified) export ENGINES_HIDE_UNIFIED=1 ;;
-    -k | --keep-going-fast) ;;
     -h | --help) usage ;;
     -*) echo "unknown option $1" >&2; usage ;;
     *) [ -z "$RUNTIME" ] || usage; RUNTIME=$1 ;;
@@ -41,6 +40,7 @@ case $ONLY in "" | podman | containerd | systemd) ;; *) echo "--only: podman, co
 [ "$(id -u)" = 0 ] || { echo "test-engines: must run as root" >&2; exit 2; }
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
+RUNTIME=${RUNTIME:-${VZRUN:-}}   # scripts/test.sh exports VZRUN after building the workspace
 if [ -z "$RUNTIME" ]; then
   RUNTIME=$REPO/target/release/vzrun
   echo "test-engines: building vzrun (cargo build --release -p vzrun)" >&2
