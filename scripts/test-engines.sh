@@ -302,7 +302,11 @@ sd_boot() {
   fi
   case $st in
     running | degraded) ;;
-    *) fail "systemd state: '$st' after $((t1 - t0)) ms"
+    *) if [ "$(P inspect --format '{{.State.Status}}' sd1)" != running ]; then
+         fail "the container exited with status $(P inspect --format '{{.State.ExitCode}}' sd1) after $((t1 - t0)) ms"
+       else
+         fail "systemd state: '$st' after $((t1 - t0)) ms"
+       fi
        P logs sd1 2>&1 | tail -n 10 >>"$ERR"
        return 1 ;;
   esac
@@ -339,6 +343,11 @@ sd_stop() {
   local t0 t1 st sig id left
   sig=$(P inspect --format '{{.Config.StopSignal}}' sd1)
   id=$(P inspect --format '{{.Id}}' sd1)
+  st=$(P inspect --format '{{.State.Status}} {{.State.ExitCode}}' sd1)
+  case $st in
+    running*) ;;
+    *) fail "nothing to stop: the container is '$st'"; P rm -f -t 0 sd1 >/dev/null; return 1 ;;
+  esac
   t0=$(ms)
   P stop -t 20 sd1 >/dev/null || fail "podman stop failed" || return 1
   t1=$(ms)
