@@ -211,7 +211,7 @@ p_memory_enforced() {
   P run -d --name m2 --memory 32m --memory-swap 32m "$BB" \
     sh -c 'tail -c 200000000 /dev/zero; echo "tail exited $?"; sleep 1000' >/dev/null || fail "run --memory failed" || return 1
   cg=$(podman_container_cgroup m2 memory) || return 1
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     out=$(P logs m2 2>&1 | grep '^tail exited')
     [ -n "$out" ] && break
     sleep 0.1
@@ -233,7 +233,7 @@ p_pids() {
   cg=$(podman_container_cgroup p1 pids) || return 1
   v=$(cat "$cg/pids.max")
   expect_eq "$cg/pids.max" "$v" 10 || return 1
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     P logs p1 2>/dev/null | grep -q forked && break
     sleep 0.1
   done
@@ -421,7 +421,7 @@ c_exec() {
 c_kill_term() {
   local st i
   C task kill -s SIGTERM c2 || fail "ctr task kill failed" || return 1
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     st=$(C task ls | awk '$1 == "c2" { print $3 }')
     [ "$st" = STOPPED ] && break
     sleep 0.05
@@ -438,7 +438,7 @@ c_kill_kill() {
   local pid rc i cg
   C run --runc-binary "$RUNTIME" "$BB" c3 sleep 1000 >/dev/null 2>>"$ERR" &
   pid=$!
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     C task ls | awk '$1 == "c3" { print $3 }' | grep -qx RUNNING && break
     sleep 0.05
   done
