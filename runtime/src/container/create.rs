@@ -80,6 +80,9 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<Created> {
         store::write_atomic(&dir.file(store::CONFIG_FILE), &config)?;
         state.save(&dir)?;
         let pid = spawn_init(rt, &dir, &state, prepared.spec, opts, annotations)?;
+        if !prepared.unified_hugetlb.is_empty() {
+            cgroups::apply_unified_hugetlb(&state.cgroup_path, &prepared.unified_hugetlb)?;
+        }
         state.pid = Some(pid);
         state.pid_start_time = procfs::stat(pid).map(|s| s.start_time);
         if let Some(pid_file) = &opts.pid_file {
