@@ -50,6 +50,9 @@ const PROPAGATION_OPTIONS: &[&str] = &[
 pub struct Prepared {
     pub spec: Spec,
     pub cgroup_path: PathBuf,
+    /// Hugepage limits taken out of the spec because this hybrid host keeps hugetlb in
+    /// the unified hierarchy (applied by `create` through `cgroups::apply_unified_hugetlb`).
+    pub unified_hugetlb: Vec<(String, i64)>,
 }
 
 pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> Result<Prepared> {
@@ -63,6 +66,12 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
         _ => cgroups::default_path(id),
     };
     linux.set_cgroups_path(Some(cgroup_path.clone()));
+    let unified_hugetlb = if cgroups::hugetlb_is_unified_only() {
+        take_hugepage_limits(&mut linux)
+    } else {
+        Vec::new()
+    };
+    check_network_controllers(&linux)?;
     spec.set_linux(Some(linux));
 
     let setup = MountSetup {
@@ -89,7 +98,54 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
         spec.set_hooks(Some(hooks));
     }
 
-    Ok(Prepared { spec, cgroup_path })
+    Ok(Prepared {
+        spec,
+        cgroup_path,
+        unified_hugetlb,
+    })
+}
+
+/// Removes `resources.hugepageLimits` and returns them as (page size, limit).
+pub fn take_hugepage_limits(linux: &mut oci_spec::runtime::Linux) -> Vec<(String, i64)> {
+    let Some(mut resources) = linux.resources().clone() else {
+        return Vec::new();
+    };
+    let limits: Vec<(String, i64)> = resources
+        .hugepage_limits()
+        .iter()
+        .flatten()
+        .map(|l| (l.page_size().clone(), l.limit()))
+        .collect();
+    resources.set_hugepage_limits(None);
+    linux.set_resources(Some(resources));
+    limits
+}
+
+/// net_cls/net_prio only exist as v1 controllers; hosts often leave them unmounted.
+/// Refuse clearly instead of libcgroups' "cgroup required" deep in the create.
+fn check_network_controllers(linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(network) = linux.resources().as_ref().and_then(|r| r.network().clone()) else {
+        return Ok(());
+    };
+    let layout = cgroups::Layout::detect();
+    if layout.is_unified() {
+        return Err(Error::InvalidArgument(
+            "linux.resources.network (net_cls/net_prio) has no cgroup v2 equivalent on this host"
+                .into(),
+        ));
+    }
+    for (wanted, controller) in [
+        (network.class_id().is_some(), "net_cls"),
+        (network.priorities().is_some(), "net_prio"),
+    ] {
+        if wanted && !layout.v1.contains_key(controller) {
+            return Err(Error::InvalidArgument(format!(
+                "linux.resources.network needs the {controller} cgroup controller, which is not mounted on this host \
+                 (mount it, e.g. scripts/install-deps.sh does: mount -t cgroup -o net_cls,net_prio cgroup /sys/fs/cgroup/net_cls,net_prio)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn readonly_cgroup_mount(spec: &Spec) -> Option<PathBuf> {

@@ -665,6 +665,23 @@ pub fn start_onboot(env: &VzEnv) -> Vec<(Ctid, VzError)> {
     failures
 }
 
+/// Stops every running container (host shutdown); returns the failures.
+pub fn stop_all(env: &VzEnv) -> Vec<(Ctid, VzError)> {
+    let mut failures = Vec::new();
+    for ctid in env.list_ctids() {
+        let Ok(ct) = Ct::load(env, ctid) else {
+            continue;
+        };
+        if !ct.is_running(env) {
+            continue;
+        }
+        if let Err(e) = stop(env, ctid, StopOptions::default()) {
+            failures.push((ctid, e));
+        }
+    }
+    failures
+}
+
 /// Whether the runtime state says running (for vzlist).
 pub fn runtime_status(env: &VzEnv, ctid: Ctid) -> Option<Status> {
     Ct::load(env, ctid)

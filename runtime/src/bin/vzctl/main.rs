@@ -52,6 +52,8 @@ enum Command {
     Set(SetArgs),
     /// Start every container whose config says ONBOOT="yes"
     StartOnboot,
+    /// Stop every running container
+    StopAll,
     /// Internal: the per-container supervisor
     #[command(name = "__supervise", hide = true)]
     Supervise(Ct),
@@ -260,6 +262,15 @@ fn run(cli: Cli) -> VzResult<u8> {
         }
         Command::StartOnboot => {
             let failures = ops::start_onboot(&env);
+            for (ctid, e) in &failures {
+                eprintln!("vzctl: container {ctid}: {e}");
+            }
+            if let Some((_, e)) = failures.first() {
+                return Ok(e.code as u8);
+            }
+        }
+        Command::StopAll => {
+            let failures = ops::stop_all(&env);
             for (ctid, e) in &failures {
                 eprintln!("vzctl: container {ctid}: {e}");
             }
