@@ -141,7 +141,7 @@ fn check_network_controllers(linux: &oci_spec::runtime::Linux) -> Result<()> {
         if wanted && !layout.v1.contains_key(controller) {
             return Err(Error::InvalidArgument(format!(
                 "linux.resources.network needs the {controller} cgroup controller, which is not mounted on this host \
-                 (mount it, e.g. scripts/install-deps.sh does: mount -t cgroup -o net_cls,net_prio cgroup /sys/fs/cgroup/net_cls,net_prio)"
+                 (mount it, e.g. as scripts/install-deps.sh does: mount -t cgroup -o {controller} cgroup /sys/fs/cgroup/{controller})"
             )));
         }
     }
