@@ -51,19 +51,23 @@ pub fn run_hook(rootfs: &Path, setup_json: &str) -> Result<()> {
         .map_err(|e| Error::sys(format!("make {} {option}", dest.display()), e))?;
     }
     if let Some(dest) = &setup.readonly_cgroup {
-        remount_readonly_below(&rootfs.join(dest.strip_prefix("/").unwrap_or(dest)))?;
+        let in_root = |d: &PathBuf| rootfs.join(d.strip_prefix("/").unwrap_or(d));
+        let keep: Vec<PathBuf> = setup.keep_writable.iter().map(in_root).collect();
+        remount_readonly_below(&in_root(dest), &keep)?;
     }
     Ok(())
 }
 
-/// Remounts every mount at or below `top` read-only, keeping their other flags.
-fn remount_readonly_below(top: &Path) -> Result<()> {
+/// Remounts every mount at or below `top` read-only, keeping their other flags, except
+/// those at or below a path in `keep`.
+fn remount_readonly_below(top: &Path, keep: &[PathBuf]) -> Result<()> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| Error::io("read /proc/self/mountinfo", e))?;
     let mut targets: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
         .filter(|p| p.starts_with(top))
+        .filter(|p| !keep.iter().any(|k| p.starts_with(k)))
         .collect();
     targets.sort();
     targets.dedup();

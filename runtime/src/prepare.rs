@@ -34,6 +34,10 @@ pub struct MountSetup {
     /// below it read-write whatever the options say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly_cgroup: Option<PathBuf>,
+    /// Other spec mounts below the cgroup mount (podman binds name=systemd read-write
+    /// there in systemd mode): left as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_writable: Vec<PathBuf>,
 }
 
 const PROPAGATION_OPTIONS: &[&str] = &[
@@ -78,6 +82,11 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
         copyup: strip_tmpcopyup(&mut spec),
         propagation: propagation_options(&spec),
         readonly_cgroup: readonly_cgroup_mount(&spec),
+        keep_writable: Vec::new(),
+    };
+    let setup = MountSetup {
+        keep_writable: mounts_below(&spec, setup.readonly_cgroup.as_deref()),
+        ..setup
     };
     if setup != MountSetup::default() {
         let args = vec![
@@ -146,6 +155,18 @@ fn check_network_controllers(linux: &oci_spec::runtime::Linux) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Destinations of the spec's non-cgroup mounts strictly below `top`.
+fn mounts_below(spec: &Spec, top: Option<&Path>) -> Vec<PathBuf> {
+    let Some(top) = top else { return Vec::new() };
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter(|m| m.typ().as_deref() != Some("cgroup"))
+        .map(|m| m.destination().clone())
+        .filter(|d| d.starts_with(top) && d != top)
+        .collect()
 }
 
 fn readonly_cgroup_mount(spec: &Spec) -> Option<PathBuf> {
@@ -306,6 +327,16 @@ mod tests {
         let setup: MountSetup =
             serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
         assert_eq!(setup.readonly_cgroup, Some(PathBuf::from("/sys/fs/cgroup")));
+        assert!(setup.keep_writable.is_empty());
+        // podman's systemd mode binds name=systemd read-write below the read-only mount
+        let json = json.replace(
+            r#"{"destination":"/proc""#,
+            r#"{"destination":"/sys/fs/cgroup/systemd","type":"bind","source":"/sys/fs/cgroup/systemd","options":["bind","rw"]},{"destination":"/proc""#,
+        );
+        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
+        let hooks = p.spec.hooks().as_ref().unwrap().create_container().clone().unwrap();
+        let setup: MountSetup = serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
+        assert_eq!(setup.keep_writable, vec![PathBuf::from("/sys/fs/cgroup/systemd")]);
     }
 
     #[test]
