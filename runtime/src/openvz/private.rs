@@ -1,0 +1,75 @@
+//! The private area and the root mount point. With the default `simfs` layout VE_PRIVATE
+//! is a directory, bind-mounted on VE_ROOT while the container is mounted or running.
+
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::error::{ExitCode, VzError, VzResult};
+
+/// Mounts `private` on `root` (creating `root` if needed).
+pub fn mount_root(private: &Path, root: &Path) -> VzResult<()> {
+    if !private.is_dir() {
+        return Err(VzError::new(
+            ExitCode::PrivateNotFound,
+            format!(
+                "Container private area {} does not exist",
+                private.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(root).map_err(|e| {
+        VzError::new(
+            ExitCode::MountFailed,
+            format!("create {}: {e}", root.display()),
+        )
+    })?;
+    mount(
+        Some(private),
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        VzError::new(
+            ExitCode::MountFailed,
+            format!("mount {} on {}: {e}", private.display(), root.display()),
+        )
+    })?;
+    // Mounts made below the root on the host stay out of other namespaces' way, and
+    // the container's own mounts (made in its namespace) never show up here.
+    mount(
+        None::<&str>,
+        root,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        VzError::new(
+            ExitCode::MountFailed,
+            format!("make {} private: {e}", root.display()),
+        )
+    })?;
+    Ok(())
+}
+
+/// Unmounts VE_ROOT (lazily if something still holds it: the container's files stay in
+/// VE_PRIVATE either way).
+pub fn umount_root(root: &Path) -> VzResult<()> {
+    match umount2(root, MntFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EBUSY) => umount2(root, MntFlags::MNT_DETACH).map_err(|e| {
+            VzError::new(
+                ExitCode::UmountFailed,
+                format!("unmount {}: {e}", root.display()),
+            )
+        }),
+        Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(VzError::new(
+            ExitCode::UmountFailed,
+            format!("unmount {}: {e}", root.display()),
+        )),
+    }
+}
