@@ -24,14 +24,12 @@ echo "install-deps.sh: ${#wanted[@]} packages present"
 # Host cgroup setup, as the cgroupfs-mount package would do: on v1/hybrid hosts every v1
 # controller should be mounted; this host kind leaves net_cls and net_prio unmounted, so
 # OCI specs asking for them (linux.resources.network) could not be honoured. They are
-# mounted as two hierarchies: libcontainer cannot mount a comounted hierarchy inside a
-# container (docs/LIBCONTAINER.md, gap 18).
-if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ]; then
-  for controller in net_cls net_prio; do
-    if grep -qw "$controller" /proc/cgroups && ! grep -qE " - cgroup .*[ ,]$controller(,|$)" /proc/self/mountinfo; then
-      mkdir -p "/sys/fs/cgroup/$controller" \
-        && mount -t cgroup -o "$controller" cgroup "/sys/fs/cgroup/$controller" \
-        && echo "install-deps.sh: mounted the $controller cgroup hierarchy"
-    fi
-  done
+# mounted comounted, the usual layout (vzrun mounts comounted hierarchies in containers
+# itself: docs/LIBCONTAINER.md, gap 18).
+if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ] && grep -qw net_cls /proc/cgroups \
+   && ! grep -qE " - cgroup .*[ ,]net_cls(,|$)" /proc/self/mountinfo; then
+  dir=/sys/fs/cgroup/net_cls,net_prio
+  mkdir -p "$dir" && mount -t cgroup -o net_cls,net_prio cgroup "$dir" \
+    && ln -sfn net_cls,net_prio /sys/fs/cgroup/net_cls && ln -sfn net_cls,net_prio /sys/fs/cgroup/net_prio \
+    && echo "install-deps.sh: mounted the net_cls,net_prio cgroup hierarchy"
 fi

@@ -6,10 +6,12 @@
 //! * the `tmpcopyup` mount option (podman's systemd mode; not an OCI option, unknown
 //!   to libcontainer, which would hand it to the kernel and fail) is removed from the mount,
 //!   and mount propagation options (`rprivate`, `rslave`, `shared`...), which libcontainer
-//!   parses but never applies, are collected; both are then done by one internal
-//!   createContainer hook (`vzrun __mount-setup`, see `copyup`), which runs in the
-//!   container's mount namespace after every mount and before pivot_root. Specs that need
-//!   neither get no hook (no extra process on the fast path).
+//!   parses but never applies, are collected; on cgroup v1 hosts the `cgroup` mount is
+//!   taken out of the spec (libcontainer cannot mount comounted hierarchies and ignores
+//!   `ro`); all of it is then done by one internal createContainer hook, the small
+//!   `vzrun-setup` program (see `mountsetup`), which runs in the container's mount
+//!   namespace after every mount and before pivot_root. Specs that need none of it get no
+//!   hook (no extra process on the fast path).
 
 use std::path::{Path, PathBuf};
 
@@ -18,27 +20,7 @@ use oci_spec::runtime::{HookBuilder, Hooks, Spec};
 use crate::cgroups;
 use crate::error::{Error, Result};
 
-/// argv[1] of the internal copy-up hook; hidden from the command line help.
-pub const MOUNT_SETUP_HOOK_ARG: &str = "__mount-setup";
-
-/// What the internal mount-setup hook does, passed to it as JSON.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MountSetup {
-    /// tmpfs destinations to fill with the image's content.
-    #[serde(default)]
-    pub copyup: Vec<PathBuf>,
-    /// (destination, propagation option) in spec order.
-    #[serde(default)]
-    pub propagation: Vec<(PathBuf, String)>,
-    /// A `cgroup` mount asked to be read-only: libcontainer mounts the hierarchies
-    /// below it read-write whatever the options say.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readonly_cgroup: Option<PathBuf>,
-    /// Other spec mounts below the cgroup mount (podman binds name=systemd read-write
-    /// there in systemd mode): left as they are.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub keep_writable: Vec<PathBuf>,
-}
+pub use crate::mountsetup::{CgroupMount, MountSetup};
 
 const PROPAGATION_OPTIONS: &[&str] = &[
     "private",
@@ -59,7 +41,18 @@ pub struct Prepared {
     pub unified_hugetlb: Vec<(String, i64)>,
 }
 
-pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> Result<Prepared> {
+pub fn prepare(spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> Result<Prepared> {
+    prepare_on(spec, id, rootfs, runtime_exe, cgroups::Layout::detect())
+}
+
+/// `prepare` for a given cgroup layout (tests use both kinds).
+pub fn prepare_on(
+    mut spec: Spec,
+    id: &str,
+    rootfs: &Path,
+    runtime_exe: &Path,
+    layout: &cgroups::Layout,
+) -> Result<Prepared> {
     let mut root = spec.root().clone().expect("validated spec has a root");
     root.set_path(rootfs.to_path_buf());
     spec.set_root(Some(root));
@@ -70,7 +63,7 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
         _ => cgroups::default_path(id),
     };
     linux.set_cgroups_path(Some(cgroup_path.clone()));
-    let unified_hugetlb = if cgroups::hugetlb_is_unified_only() {
+    let unified_hugetlb = if !layout.is_unified() && cgroups::hugetlb_is_unified_only() {
         take_hugepage_limits(&mut linux)
     } else {
         Vec::new()
@@ -78,25 +71,25 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
     check_network_controllers(&linux)?;
     spec.set_linux(Some(linux));
 
-    let setup = MountSetup {
+    let readonly_cgroup = readonly_cgroup_mount(&spec);
+    let mut setup = MountSetup {
+        rootfs: rootfs.to_path_buf(),
         copyup: strip_tmpcopyup(&mut spec),
         propagation: propagation_options(&spec),
-        readonly_cgroup: readonly_cgroup_mount(&spec),
-        keep_writable: Vec::new(),
+        keep_writable: mounts_below(&spec, readonly_cgroup.as_deref()),
+        ..Default::default()
     };
-    let setup = MountSetup {
-        keep_writable: mounts_below(&spec, setup.readonly_cgroup.as_deref()),
-        ..setup
-    };
-    if setup != MountSetup::default() {
-        let args = vec![
-            "vzrun".to_string(),
-            MOUNT_SETUP_HOOK_ARG.to_string(),
-            rootfs.display().to_string(),
-            serde_json::to_string(&setup).expect("mount setup serializes"),
-        ];
+    if layout.is_unified() {
+        setup.readonly_cgroup = readonly_cgroup;
+    } else {
+        setup.cgroup = take_v1_cgroup_mount(&mut spec, layout, &cgroup_path);
+    }
+    if !setup.is_empty() {
+        let program = runtime_exe.with_file_name(crate::mountsetup::PROGRAM);
+        let mut args = vec![crate::mountsetup::PROGRAM.to_string()];
+        args.extend(setup.to_args());
         let hook = HookBuilder::default()
-            .path(runtime_exe)
+            .path(program)
             .args(args)
             .build()
             .map_err(|e| Error::Container(format!("build mount-setup hook: {e}")))?;
@@ -155,6 +148,48 @@ fn check_network_controllers(linux: &oci_spec::runtime::Linux) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// On a cgroup v1 host, takes the spec's `cgroup` mount out (vzrun-setup makes it) and
+/// describes it: every hierarchy of the host, namespaced when the container has a
+/// cgroup namespace.
+fn take_v1_cgroup_mount(
+    spec: &mut Spec,
+    layout: &cgroups::Layout,
+    cgroup_path: &Path,
+) -> Option<CgroupMount> {
+    let mut mounts = spec.mounts().clone()?;
+    let index = mounts
+        .iter()
+        .position(|m| m.typ().as_deref() == Some("cgroup"))?;
+    let mount = mounts.remove(index);
+    spec.set_mounts(Some(mounts));
+    let namespaced = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        });
+    let mut hierarchies: Vec<(PathBuf, String)> = Vec::new();
+    for (controller, mount_point) in &layout.v1 {
+        match hierarchies.iter_mut().find(|(m, _)| m == mount_point) {
+            Some((_, options)) => {
+                options.push(',');
+                options.push_str(controller);
+            }
+            None => hierarchies.push((mount_point.clone(), controller.clone())),
+        }
+    }
+    hierarchies.sort();
+    Some(CgroupMount {
+        dest: mount.destination().clone(),
+        readonly: mount.options().iter().flatten().any(|o| o == "ro"),
+        namespaced,
+        cgroup_path: cgroup_path.to_path_buf(),
+        hierarchies,
+    })
 }
 
 /// Destinations of the spec's non-cgroup mounts strictly below `top`.
@@ -219,6 +254,48 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    fn hybrid() -> cgroups::Layout {
+        cgroups::Layout::parse_mountinfo(
+            "25 30 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro\n\
+             26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+             27 25 0:24 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+             28 25 0:25 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             29 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+        )
+    }
+
+    fn unified() -> cgroups::Layout {
+        cgroups::Layout::parse_mountinfo("25 30 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+    }
+
+    fn run(json: &str, layout: &cgroups::Layout) -> Prepared {
+        prepare_on(
+            spec(json),
+            "c1",
+            Path::new("/b/rootfs"),
+            Path::new("/usr/bin/vzrun"),
+            layout,
+        )
+        .unwrap()
+    }
+
+    fn setup_of(p: &Prepared) -> MountSetup {
+        let hooks = p
+            .spec
+            .hooks()
+            .as_ref()
+            .unwrap()
+            .create_container()
+            .clone()
+            .unwrap();
+        assert_eq!(hooks[0].path(), Path::new("/usr/bin/vzrun-setup"));
+        let args: Vec<std::ffi::OsString> = hooks[0].args().as_ref().unwrap()[1..]
+            .iter()
+            .map(Into::into)
+            .collect();
+        MountSetup::from_args(&args).unwrap()
+    }
+
     const BASE: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},
         "process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{},
         "mounts":[{"destination":"/run","type":"tmpfs","source":"tmpfs","options":["nosuid","tmpcopyup","mode=755"]},
@@ -256,16 +333,10 @@ mod tests {
             r#""linux":{}"#,
             r#""linux":{},"hooks":{"createContainer":[{"path":"/bin/user-hook"}]}"#,
         );
-        let p = prepare(
-            spec(&json),
-            "c1",
-            Path::new("/b/rootfs"),
-            Path::new("/usr/bin/vzrun"),
-        )
-        .unwrap();
-        let run = &p.spec.mounts().as_ref().unwrap()[0];
+        let p = run(&json, &unified());
+        let mounts = p.spec.mounts().as_ref().unwrap();
         assert_eq!(
-            run.options().as_ref().unwrap(),
+            mounts[0].options().as_ref().unwrap(),
             &vec!["nosuid".to_string(), "mode=755".to_string()]
         );
         let hooks = p
@@ -277,12 +348,10 @@ mod tests {
             .clone()
             .unwrap();
         assert_eq!(hooks.len(), 2);
-        assert_eq!(hooks[0].path(), Path::new("/usr/bin/vzrun"));
-        let args = hooks[0].args().as_ref().unwrap();
-        assert_eq!(&args[..3], &["vzrun", MOUNT_SETUP_HOOK_ARG, "/b/rootfs"]);
-        let setup: MountSetup = serde_json::from_str(&args[3]).unwrap();
-        assert_eq!(setup.copyup, vec![PathBuf::from("/run")]);
         assert_eq!(hooks[1].path(), Path::new("/bin/user-hook"));
+        let setup = setup_of(&p);
+        assert_eq!(setup.rootfs, PathBuf::from("/b/rootfs"));
+        assert_eq!(setup.copyup, vec![PathBuf::from("/run")]);
     }
 
     #[test]
@@ -291,17 +360,7 @@ mod tests {
             r#"{"destination":"/proc""#,
             r#"{"destination":"/data","type":"bind","source":"/x","options":["rbind","rprivate"]},{"destination":"/proc""#,
         );
-        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
-        let hooks = p
-            .spec
-            .hooks()
-            .as_ref()
-            .unwrap()
-            .create_container()
-            .clone()
-            .unwrap();
-        let setup: MountSetup =
-            serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
+        let setup = setup_of(&run(&json, &unified()));
         assert!(setup.copyup.is_empty());
         assert_eq!(
             setup.propagation,
@@ -309,23 +368,24 @@ mod tests {
         );
     }
 
+    const CGROUP_RO: &str = r#"{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","ro"]},{"destination":"/proc""#;
+
     #[test]
-    fn readonly_cgroup_mount_goes_to_the_hook() {
-        let json = BASE.replace("\"tmpcopyup\",", "").replace(
-            r#"{"destination":"/proc""#,
-            r#"{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","ro"]},{"destination":"/proc""#,
+    fn v2_readonly_cgroup_mount_goes_to_the_hook() {
+        let json = BASE
+            .replace("\"tmpcopyup\",", "")
+            .replace(r#"{"destination":"/proc""#, CGROUP_RO);
+        let p = run(&json, &unified());
+        assert!(
+            p.spec
+                .mounts()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|m| m.typ().as_deref() == Some("cgroup")),
+            "libcontainer mounts cgroup2"
         );
-        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
-        let hooks = p
-            .spec
-            .hooks()
-            .as_ref()
-            .unwrap()
-            .create_container()
-            .clone()
-            .unwrap();
-        let setup: MountSetup =
-            serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
+        let setup = setup_of(&p);
         assert_eq!(setup.readonly_cgroup, Some(PathBuf::from("/sys/fs/cgroup")));
         assert!(setup.keep_writable.is_empty());
         // podman's systemd mode binds name=systemd read-write below the read-only mount
@@ -333,16 +393,51 @@ mod tests {
             r#"{"destination":"/proc""#,
             r#"{"destination":"/sys/fs/cgroup/systemd","type":"bind","source":"/sys/fs/cgroup/systemd","options":["bind","rw"]},{"destination":"/proc""#,
         );
-        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
-        let hooks = p.spec.hooks().as_ref().unwrap().create_container().clone().unwrap();
-        let setup: MountSetup = serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
-        assert_eq!(setup.keep_writable, vec![PathBuf::from("/sys/fs/cgroup/systemd")]);
+        let setup = setup_of(&run(&json, &unified()));
+        assert_eq!(
+            setup.keep_writable,
+            vec![PathBuf::from("/sys/fs/cgroup/systemd")]
+        );
+    }
+
+    #[test]
+    fn v1_cgroup_mount_is_made_by_the_hook() {
+        let json = BASE
+            .replace("\"tmpcopyup\",", "")
+            .replace(r#"{"destination":"/proc""#, CGROUP_RO);
+        let p = run(&json, &hybrid());
+        assert!(!p
+            .spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.typ().as_deref() == Some("cgroup")));
+        let cgroup = setup_of(&p).cgroup.unwrap();
+        assert!(cgroup.readonly && !cgroup.namespaced);
+        assert_eq!(cgroup.cgroup_path, PathBuf::from("/vzrun/c1"));
+        let mut options: Vec<String> = cgroup.hierarchies.iter().map(|(_, o)| o.clone()).collect();
+        options.iter_mut().for_each(|o| {
+            let mut parts: Vec<&str> = o.split(',').collect();
+            parts.sort();
+            *o = parts.join(",");
+        });
+        assert_eq!(
+            options,
+            vec!["cpu,cpuacct", "memory", "name=systemd"],
+            "one mount per hierarchy, comounts together"
+        );
+        let json = json.replace(
+            r#""linux":{}"#,
+            r#""linux":{"namespaces":[{"type":"cgroup"}]}"#,
+        );
+        assert!(setup_of(&run(&json, &hybrid())).cgroup.unwrap().namespaced);
     }
 
     #[test]
     fn no_hook_without_tmpcopyup() {
         let json = BASE.replace("\"tmpcopyup\",", "");
-        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
-        assert!(p.spec.hooks().is_none());
+        assert!(run(&json, &hybrid()).spec.hooks().is_none());
+        assert!(run(&json, &unified()).spec.hooks().is_none());
     }
 }
