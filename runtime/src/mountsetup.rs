@@ -165,7 +165,12 @@ pub fn run(setup: &MountSetup) -> io::Result<()> {
         copy_up(rootfs, &live_root, &setup.copyup)?;
     }
     if let Some(cgroup) = &setup.cgroup {
-        mount_cgroups(rootfs, cgroup)?;
+        let keep: Vec<PathBuf> = setup
+            .keep_writable
+            .iter()
+            .map(|d| in_root(rootfs, d))
+            .collect();
+        mount_cgroups(rootfs, cgroup, &keep)?;
     }
     for (dest, option) in &setup.propagation {
         let relative = dest.strip_prefix("/").unwrap_or(dest);
@@ -202,14 +207,13 @@ fn in_root(rootfs: &Path, dest: &Path) -> PathBuf {
     rootfs.join(dest.strip_prefix("/").unwrap_or(dest))
 }
 
-/// The v1 cgroup tree inside the container: a tmpfs, one directory per hierarchy named
-/// like its host mount point, symlinks for each controller of a comounted hierarchy.
-fn mount_cgroups(rootfs: &Path, cgroup: &CgroupMount) -> io::Result<()> {
+/// The v1 cgroup tree inside the container, in the tmpfs the spec mounted (prepare put
+/// it in place of the `cgroup` mount): one directory per hierarchy named like its host
+/// mount point, symlinks for each controller of a comounted hierarchy. A hierarchy whose
+/// place the spec already fills (`keep`: podman binds name=systemd there) is left alone.
+fn mount_cgroups(rootfs: &Path, cgroup: &CgroupMount, keep: &[PathBuf]) -> io::Result<()> {
     let top = in_root(rootfs, &cgroup.dest);
-    fs::create_dir_all(&top).map_err(context(format!("create {}", top.display())))?;
     let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    nix::mount::mount(Some("tmpfs"), &top, Some("tmpfs"), common, Some("mode=755"))
-        .map_err(sys(format!("mount tmpfs on {}", top.display())))?;
     let relative = cgroup
         .cgroup_path
         .strip_prefix("/")
@@ -219,6 +223,9 @@ fn mount_cgroups(rootfs: &Path, cgroup: &CgroupMount) -> io::Result<()> {
             continue;
         };
         let target = top.join(name);
+        if keep.iter().any(|k| k == &target) {
+            continue;
+        }
         fs::create_dir_all(&target).map_err(context(format!("create {}", target.display())))?;
         if cgroup.namespaced {
             nix::mount::mount(
@@ -259,7 +266,7 @@ fn mount_cgroups(rootfs: &Path, cgroup: &CgroupMount) -> io::Result<()> {
         }
     }
     if cgroup.readonly {
-        remount_readonly_below(&top, &[])?;
+        remount_readonly_below(&top, keep)?;
     }
     Ok(())
 }

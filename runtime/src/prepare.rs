@@ -72,11 +72,17 @@ pub fn prepare_on(
     spec.set_linux(Some(linux));
 
     let readonly_cgroup = readonly_cgroup_mount(&spec);
+    let cgroup_dest = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .find(|m| m.typ().as_deref() == Some("cgroup"))
+        .map(|m| m.destination().clone());
     let mut setup = MountSetup {
         rootfs: rootfs.to_path_buf(),
         copyup: strip_tmpcopyup(&mut spec),
         propagation: propagation_options(&spec),
-        keep_writable: mounts_below(&spec, readonly_cgroup.as_deref()),
+        keep_writable: mounts_below(&spec, cgroup_dest.as_deref()),
         ..Default::default()
     };
     if layout.is_unified() {
@@ -150,9 +156,9 @@ fn check_network_controllers(linux: &oci_spec::runtime::Linux) -> Result<()> {
     Ok(())
 }
 
-/// On a cgroup v1 host, takes the spec's `cgroup` mount out (vzrun-setup makes it) and
-/// describes it: every hierarchy of the host, namespaced when the container has a
-/// cgroup namespace.
+/// On a cgroup v1 host, replaces the spec's `cgroup` mount by its tmpfs and describes the
+/// hierarchies vzrun-setup mounts into it: every hierarchy of the host, namespaced when
+/// the container has a cgroup namespace.
 fn take_v1_cgroup_mount(
     spec: &mut Spec,
     layout: &cgroups::Layout,
@@ -162,7 +168,20 @@ fn take_v1_cgroup_mount(
     let index = mounts
         .iter()
         .position(|m| m.typ().as_deref() == Some("cgroup"))?;
-    let mount = mounts.remove(index);
+    let mount = mounts[index].clone();
+    // The tmpfs stays where the cgroup mount was in the mount order, so mounts the spec
+    // puts below it (podman's name=systemd bind) still land in it.
+    mounts[index] = oci_spec::runtime::MountBuilder::default()
+        .destination(mount.destination().clone())
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(
+            ["nosuid", "nodev", "noexec", "relatime", "mode=755"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .build()
+        .expect("tmpfs mount is valid");
     spec.set_mounts(Some(mounts));
     let namespaced = spec
         .linux()
@@ -406,13 +425,12 @@ mod tests {
             .replace("\"tmpcopyup\",", "")
             .replace(r#"{"destination":"/proc""#, CGROUP_RO);
         let p = run(&json, &hybrid());
-        assert!(!p
-            .spec
-            .mounts()
-            .as_ref()
-            .unwrap()
+        let mounts = p.spec.mounts().as_ref().unwrap();
+        assert!(!mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")));
+        assert!(mounts
             .iter()
-            .any(|m| m.typ().as_deref() == Some("cgroup")));
+            .any(|m| m.destination() == Path::new("/sys/fs/cgroup")
+                && m.typ().as_deref() == Some("tmpfs")));
         let cgroup = setup_of(&p).cgroup.unwrap();
         assert!(cgroup.readonly && !cgroup.namespaced);
         assert_eq!(cgroup.cgroup_path, PathBuf::from("/vzrun/c1"));
