@@ -9,7 +9,11 @@
 //!   parses but never applies, are collected; both are then done by one internal
 //!   createContainer hook (`vzrun __mount-setup`, see `copyup`), which runs in the
 //!   container's mount namespace after every mount and before pivot_root. Specs that need
-//!   neither get no hook (no extra process on the fast path).
+//!   neither get no hook (no extra process on the fast path);
+//! * `org.openvz.*` resource annotations (`org.openvz.cpuunits`, `org.openvz.ram`, ...:
+//!   the `vzctl set` options, with their value syntax; docs/RESOURCES.md) become
+//!   `linux.resources` through the same translation vzctl uses, so engines (podman
+//!   `--annotation`, containerd) get OpenVZ's limits; they override what the spec says.
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +68,8 @@ pub fn prepare(mut spec: Spec, id: &str, rootfs: &Path, runtime_exe: &Path) -> R
     };
     linux.set_cgroups_path(Some(cgroup_path.clone()));
     spec.set_linux(Some(linux));
+    crate::openvz::resources::apply_annotations(&mut spec, rootfs)
+        .map_err(|e| Error::InvalidArgument(e.message))?;
 
     let setup = MountSetup {
         copyup: strip_tmpcopyup(&mut spec),
@@ -250,6 +256,39 @@ mod tests {
         let setup: MountSetup =
             serde_json::from_str(&hooks[0].args().as_ref().unwrap()[3]).unwrap();
         assert_eq!(setup.readonly_cgroup, Some(PathBuf::from("/sys/fs/cgroup")));
+    }
+
+    #[test]
+    fn openvz_annotations_become_resources() {
+        let json = BASE.replace(
+            r#""linux":{}"#,
+            r#""linux":{"resources":{"memory":{"limit":1000000}}},"annotations":{"org.openvz.numproc":"32","org.openvz.cpulimit":"50","org.openvz.ctid":"7"}"#,
+        );
+        let p = prepare(spec(&json), "c1", Path::new("/r"), Path::new("/v")).unwrap();
+        let r = p
+            .spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .clone()
+            .unwrap();
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 32);
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(50_000));
+        assert_eq!(
+            r.memory().as_ref().unwrap().limit(),
+            Some(1_000_000),
+            "what no annotation names is kept"
+        );
+        let bad = BASE.replace(
+            r#""linux":{}"#,
+            r#""linux":{},"annotations":{"org.openvz.cpuunits":"5"}"#,
+        );
+        let err = match prepare(spec(&bad), "c1", Path::new("/r"), Path::new("/v")) {
+            Err(e) => e,
+            Ok(_) => panic!("a bad annotation must be refused"),
+        };
+        assert!(err.to_string().contains("org.openvz.cpuunits"), "{err}");
     }
 
     #[test]

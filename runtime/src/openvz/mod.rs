@@ -3,6 +3,7 @@
 //! core. Everything that decides (config parsing, translation, init detection) is
 //! kernel-free and unit-tested; operations touch the kernel through the runtime core.
 
+pub mod beancounters;
 pub mod boot;
 pub mod config;
 pub mod ct;
@@ -14,6 +15,7 @@ pub mod list;
 pub mod lock;
 pub mod ops;
 pub mod private;
+pub mod resources;
 pub mod rootfs;
 pub mod supervisor;
 pub mod translate;
