@@ -248,10 +248,11 @@ pub fn read(files: &CgroupFiles, procs: &Processes) -> Vec<Counter> {
             .number("pids", "pids.current")
             .unwrap_or(procs.pids.len() as u64);
         let limit = files.number("pids", "pids.max").unwrap_or(UNLIMITED);
+        // pids.peak also records a fork's transient charge that the limit then refused.
         counter(
             "numproc",
             held,
-            files.number("pids", "pids.peak").unwrap_or(held),
+            files.number("pids", "pids.peak").unwrap_or(held).min(limit),
             limit,
             limit,
             files.keyed("pids", "pids.events", "max").unwrap_or(0),
@@ -292,17 +293,6 @@ pub fn read(files: &CgroupFiles, procs: &Processes) -> Vec<Counter> {
         let limit = files
             .number("memory", "memory.limit_in_bytes")
             .unwrap_or(UNLIMITED);
-        let phys = counter(
-            "physpages",
-            held / PAGE_SIZE,
-            files
-                .number("memory", "memory.max_usage_in_bytes")
-                .unwrap_or(held)
-                / PAGE_SIZE,
-            0,
-            pages_or_unlimited(limit),
-            files.number("memory", "memory.failcnt").unwrap_or(0),
-        );
         // memsw = memory + swap: the swap part of its limit is what --swap set.
         let memsw_limit = files
             .number("memory", "memory.memsw.limit_in_bytes")
@@ -314,15 +304,33 @@ pub fn read(files: &CgroupFiles, procs: &Processes) -> Vec<Counter> {
         } else {
             memsw_limit.saturating_sub(limit) / PAGE_SIZE
         };
-        let sheld = stat("swap").unwrap_or(0) / PAGE_SIZE;
-        let swap = counter(
-            "swappages",
-            sheld,
-            sheld,
+        // The kernel charges memsw before memory: with no swap allowed, memsw refuses
+        // first, and each of its refusals is a refusal of RAM. Recent kernels do not
+        // count memsw refusals at all; an OOM kill is then the only trace, and counts
+        // as one (a lower bound).
+        let mem_fails = files.number("memory", "memory.failcnt").unwrap_or(0);
+        let memsw_fails = files.number("memory", "memory.memsw.failcnt").unwrap_or(0);
+        let (phys_fails, swap_fails) = if swap_limit == 0 {
+            let oom_kills = files
+                .keyed("memory", "memory.oom_control", "oom_kill")
+                .unwrap_or(0);
+            (mem_fails + memsw_fails.max(oom_kills), 0)
+        } else {
+            (mem_fails, memsw_fails)
+        };
+        let phys = counter(
+            "physpages",
+            held / PAGE_SIZE,
+            files
+                .number("memory", "memory.max_usage_in_bytes")
+                .unwrap_or(held)
+                / PAGE_SIZE,
             0,
-            swap_limit,
-            files.number("memory", "memory.memsw.failcnt").unwrap_or(0),
+            pages_or_unlimited(limit),
+            phys_fails,
         );
+        let sheld = stat("swap").unwrap_or(0) / PAGE_SIZE;
+        let swap = counter("swappages", sheld, sheld, 0, swap_limit, swap_fails);
         (phys, swap)
     };
 
@@ -713,6 +721,36 @@ mod tests {
                 "swappages"
             ]
         );
+    }
+
+    #[test]
+    fn without_swap_memsw_refusals_count_for_ram() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mem = tmp.path().join("memory");
+        write(
+            &mem,
+            &[
+                ("memory.limit_in_bytes", "33554432\n"),
+                ("memory.memsw.limit_in_bytes", "33554432\n"),
+                ("memory.failcnt", "2\n"),
+                ("memory.memsw.failcnt", "40\n"),
+                (
+                    "memory.oom_control",
+                    "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+                ),
+            ],
+        );
+        let files = CgroupFiles {
+            v2: None,
+            v1: [("memory".to_string(), mem.clone())].into_iter().collect(),
+        };
+        let c = by_name(&read(&files, &no_procs(tmp.path())));
+        assert_eq!((c["physpages"].failcnt, c["swappages"].failcnt), (42, 0));
+        assert_eq!(c["swappages"].limit, 0);
+        // A kernel that does not count memsw refusals: the OOM kills are the trace.
+        std::fs::write(mem.join("memory.memsw.failcnt"), "0\n").unwrap();
+        let c = by_name(&read(&files, &no_procs(tmp.path())));
+        assert_eq!(c["physpages"].failcnt, 5);
     }
 
     #[test]

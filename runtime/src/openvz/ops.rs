@@ -233,7 +233,13 @@ pub fn start(env: &VzEnv, ctid: Ctid, wait: bool) -> VzResult<i32> {
         ));
     }
     // A bad resource value fails here, with vzctl's message, not in the supervisor.
-    super::resources::Settings::from_config(&ct.conf)?;
+    let resources = super::resources::Settings::from_config(&ct.conf)?;
+    if !resources.unenforceable.is_empty() {
+        eprintln!(
+            "Warning: container {ctid}: ignoring {}: upstream kernels cannot enforce them (docs/RESOURCES.md)",
+            resources.unenforceable.join(", ")
+        );
+    }
     // Leftovers of a container that died without its supervisor.
     let _ = delete::delete(&env.runtime(), &ctid.to_string(), true);
     supervisor::clear_stop(env, ctid);

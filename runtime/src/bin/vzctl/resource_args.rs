@@ -11,96 +11,96 @@ use vzrun::openvz::{ExitCode as VzCode, VzError, VzResult};
 #[derive(Args, Debug, Default)]
 pub struct ResourceArgs {
     /// Max number of processes and threads (NUMPROC)
-    #[arg(long, value_name = "N[:N]")]
+    #[arg(long, allow_hyphen_values = true, value_name = "N[:N]")]
     numproc: Option<String>,
     /// RAM available to the container (PHYSPAGES limit), bytes unless suffixed
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, allow_hyphen_values = true, value_name = "BYTES")]
     ram: Option<String>,
     /// Swap available to the container (SWAPPAGES limit), bytes unless suffixed
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, allow_hyphen_values = true, value_name = "BYTES")]
     swap: Option<String>,
     /// RAM in pages (barrier:limit)
-    #[arg(long, value_name = "P[:P]")]
+    #[arg(long, allow_hyphen_values = true, value_name = "P[:P]")]
     physpages: Option<String>,
     /// Swap in pages (barrier:limit)
-    #[arg(long, value_name = "P[:P]")]
+    #[arg(long, allow_hyphen_values = true, value_name = "P[:P]")]
     swappages: Option<String>,
     /// CPU weight, 8..500000 (default 1000)
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
     cpuunits: Option<String>,
     /// CPU cap in percent of one CPU (0: none)
-    #[arg(long, value_name = "PERCENT")]
+    #[arg(long, allow_hyphen_values = true, value_name = "PERCENT")]
     cpulimit: Option<String>,
     /// CPU time cap in CPUs (0: none)
-    #[arg(long, value_name = "N")]
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
     cpus: Option<String>,
     /// CPUs the container may run on: "all" or a list like 0-2,7
-    #[arg(long, value_name = "CPUS")]
+    #[arg(long, allow_hyphen_values = true, value_name = "CPUS")]
     cpumask: Option<String>,
     /// Disk I/O priority 0..7 (default 4)
-    #[arg(long, value_name = "0-7")]
+    #[arg(long, allow_hyphen_values = true, value_name = "0-7")]
     ioprio: Option<String>,
     /// Disk bandwidth limit, MB/s unless suffixed (B, K, M, G); 0: none
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, allow_hyphen_values = true, value_name = "RATE")]
     iolimit: Option<String>,
     /// Disk operations per second limit (0: none)
-    #[arg(long, value_name = "IOPS")]
+    #[arg(long, allow_hyphen_values = true, value_name = "IOPS")]
     iopslimit: Option<String>,
     // Beancounters upstream kernels count but cannot limit, and ones they lack: only
     // "unlimited" is accepted (docs/RESOURCES.md).
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     kmemsize: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     lockedpages: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     privvmpages: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     shmpages: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     vmguarpages: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     oomguarpages: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     numtcpsock: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     numflock: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     numpty: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     numsiginfo: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     tcpsndbuf: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     tcprcvbuf: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     othersockbuf: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     dgramrcvbuf: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     numothersock: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     dcachesize: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     numfile: Option<String>,
     /// Only "unlimited": upstream kernels cannot limit it
-    #[arg(long, value_name = "unlimited")]
+    #[arg(long, allow_hyphen_values = true, value_name = "unlimited")]
     numiptent: Option<String>,
 }
 

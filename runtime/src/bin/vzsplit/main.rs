@@ -19,13 +19,13 @@ use vzrun::openvz::VzEnv;
 )]
 struct Cli {
     /// Number of containers (asked for when not given)
-    #[arg(short = 'n', value_name = "NUMVE")]
+    #[arg(short = 'n', value_name = "NUMVE", allow_hyphen_values = true)]
     num: Option<String>,
     /// Write conf/ve-NAME.conf-sample in the vzctl configuration directory instead of stdout
     #[arg(short = 'f', value_name = "NAME")]
     name: Option<String>,
     /// Swap size in Kbytes (default: from /proc/meminfo)
-    #[arg(short = 's', value_name = "KB")]
+    #[arg(short = 's', value_name = "KB", allow_hyphen_values = true)]
     swap: Option<String>,
     /// VSwap configuration (yes, the only kind upstream kernels enforce)
     #[arg(short = 'v', value_name = "yes|no")]
