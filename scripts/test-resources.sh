@@ -22,11 +22,11 @@ leftovers() { ls -d /sys/fs/cgroup/*/vz/50[0-9][0-9] 2>/dev/null || true; }
 before=$(leftovers)
 
 echo "=== resources: unit tests"
-cargo test --release -p vzrun --quiet --lib -- openvz::resources openvz::beancounters prepare:: openvz::list
-cargo test --release -p vzrun --quiet --bin vzsplit --bin vzmemcheck
+cargo test --release --workspace --quiet --lib -- openvz::resources openvz::beancounters prepare:: openvz::list
+cargo test --release --workspace --quiet --bin vzsplit --bin vzmemcheck
 
 echo "=== resources: real containers"
-cargo test --release -p vzrun --test resources -- --ignored --test-threads=2 --nocapture
+cargo test --release --workspace --test resources -- --ignored --test-threads=2 --nocapture
 
 after=$(leftovers)
 if [ "$before" != "$after" ]; then

@@ -623,7 +623,8 @@ fn cpulimit_holds_a_spinning_container_near_its_cap() {
 }
 
 /// An ext4 filesystem on a loop device with the BFQ scheduler, for the I/O tests;
-/// unmounted and detached on drop.
+/// unmounted and detached on drop. The loop device does direct I/O on its image, so the
+/// disk under it, not memory copies on a busy CPU, bounds it: weights then decide.
 struct LoopDisk {
     dir: tempfile::TempDir,
     device: Option<String>,
@@ -650,7 +651,7 @@ impl LoopDisk {
             scheduler: None,
         };
         let out = Command::new("losetup")
-            .args(["--find", "--show"])
+            .args(["--find", "--show", "--direct-io=on"])
             .arg(&image)
             .output()
             .unwrap();
@@ -796,24 +797,33 @@ fn io_limits_throttle_and_ioprio_sets_bfq_weights() {
     };
     assert!(weight("5051").ends_with("800"), "{}", weight("5051"));
     assert!(weight("5052").ends_with("10"), "{}", weight("5052"));
-    let writers = "for i in 1 2 3 4; do timeout -s KILL 6 sh -c \"while :; do dd if=/dev/zero of=/w\\$i bs=64k count=64 oflag=direct 2>/dev/null; done\" & done; wait";
+    // Four writers per container, each on its own file (one file would serialize them
+    // on its inode lock, whatever the weights).
+    let writers = "for i in 1 2 3 4; do timeout -s KILL 7 sh -c \"while :; do dd if=/dev/zero of=/w$i bs=64k count=64 oflag=direct 2>/dev/null; done\" & done; wait";
     let high = spawn_exec(&vz, "5051", writers);
     let low = spawn_exec(&vz, "5052", writers);
     std::thread::sleep(Duration::from_millis(1500));
-    let (h0, l0) = (io_bytes("5051"), io_bytes("5052"));
-    std::thread::sleep(Duration::from_secs(3));
-    let (h1, l1) = (io_bytes("5051"), io_bytes("5052"));
+    let mut ratios = Vec::new();
+    for _ in 0..2 {
+        let (h0, l0) = (io_bytes("5051"), io_bytes("5052"));
+        std::thread::sleep(Duration::from_secs(2));
+        let (h1, l1) = (io_bytes("5051"), io_bytes("5052"));
+        let ratio = (h1 - h0) as f64 / (l1 - l0).max(1) as f64;
+        eprintln!(
+            "ioprio 7 vs 0: {:.0} MB vs {:.0} MB, ratio {ratio:.2}",
+            (h1 - h0) as f64 / MIB as f64,
+            (l1 - l0) as f64 / MIB as f64
+        );
+        ratios.push(ratio);
+        if ratio >= 3.0 {
+            break;
+        }
+    }
     reap(high);
     reap(low);
-    let ratio = (h1 - h0) as f64 / (l1 - l0).max(1) as f64;
-    eprintln!(
-        "ioprio 7 vs 0: {:.0} MB vs {:.0} MB, ratio {ratio:.2}",
-        (h1 - h0) as f64 / MIB as f64,
-        (l1 - l0) as f64 / MIB as f64
-    );
     assert!(
-        ratio >= 1.5,
-        "ioprio 7 got only {ratio:.2}x the I/O of ioprio 0"
+        ratios.iter().any(|r| *r >= 3.0),
+        "ioprio 7 did not get 3x the I/O of ioprio 0 (weights 800:10): {ratios:?}"
     );
     vz.ok(&["stop", "--fast", "5051"]);
     vz.ok(&["stop", "--fast", "5052"]);
