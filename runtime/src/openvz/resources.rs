@@ -1087,7 +1087,10 @@ pub fn set(
     let settings = Settings::from_config(&effective)?;
     let host = Host::detect();
     if running {
-        let device = if settings.iolimit.is_some() || settings.iopslimit.is_some() {
+        let device = if settings.needs_device() {
+            Some(block_device_of(&ct.root(env))?)
+        } else if settings.iolimit.is_some() || settings.iopslimit.is_some() {
+            // Lifting limits: they can only be on the disk if it is a block device.
             block_device_of(&ct.root(env)).ok()
         } else {
             None
