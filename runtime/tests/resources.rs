@@ -10,14 +10,12 @@
 //! runs them (they are `#[ignore]`d in a plain `cargo test`).
 
 mod common;
-#[path = "common/vzct.rs"]
-mod vzct;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vzct::{wait_for, Vz, VZCTL};
+use common::vz::{wait_for, Vz, VZCTL};
 use vzrun::cgroups::Layout;
 use vzrun::openvz::beancounters::parse_table;
 

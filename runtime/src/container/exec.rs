@@ -132,7 +132,11 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
             console_socket: console.as_ref().map(|c| c.as_raw_fd()),
             notify_listener,
             preserve_fds: opts.preserve_fds,
-            container: None,
+            // libcontainer needs the state when the spec has seccomp (its listener metadata).
+            container: Some(libcontainer::container::Container {
+                state: crate::container::hooks::to_libcontainer(&state, Status::Running),
+                root: dir.path.clone(),
+            }),
             user_ns_config,
             cgroup_config: cgroups::config(&cgroup_path, state.systemd_cgroup, id),
             detached: opts.detach,

@@ -3,6 +3,7 @@
 //! core. Everything that decides (config parsing, translation, init detection) is
 //! kernel-free and unit-tested; operations touch the kernel through the runtime core.
 
+pub mod annotations;
 pub mod beancounters;
 pub mod boot;
 pub mod config;

@@ -258,21 +258,30 @@ fn wait_for_boot(env: &VzEnv, ct: &Ct) -> VzResult<()> {
     if init::detect(&root) != Some(init::InitKind::Systemd) {
         return Ok(());
     }
-    let out = run_in(
-        env,
-        ct.ctid,
-        &["systemctl", "is-system-running", "--wait"],
-        true,
-    )?;
-    match out.0.trim() {
-        "running" | "degraded" => Ok(()),
-        other => Err(VzError::new(
-            ExitCode::StartFailed,
-            format!(
-                "Container {} did not finish booting: systemd says {other:?}",
-                ct.ctid
-            ),
-        )),
+    // Until systemd has opened its private socket, systemctl cannot even ask.
+    let deadline = Instant::now() + Duration::from_secs(ct.stop_timeout(env).max(60));
+    loop {
+        let (answer, _) = run_in(
+            env,
+            ct.ctid,
+            &["systemctl", "is-system-running", "--wait"],
+            true,
+        )?;
+        match answer.trim() {
+            "running" | "degraded" => return Ok(()),
+            "" if Instant::now() < deadline && ct.is_running(env) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => {
+                return Err(VzError::new(
+                    ExitCode::StartFailed,
+                    format!(
+                        "Container {} did not finish booting: systemd says {other:?}",
+                        ct.ctid
+                    ),
+                ))
+            }
+        }
     }
 }
 
@@ -692,6 +701,23 @@ pub fn start_onboot(env: &VzEnv) -> Vec<(Ctid, VzError)> {
             continue;
         }
         if let Err(e) = start(env, ctid, false) {
+            failures.push((ctid, e));
+        }
+    }
+    failures
+}
+
+/// Stops every running container (host shutdown); returns the failures.
+pub fn stop_all(env: &VzEnv) -> Vec<(Ctid, VzError)> {
+    let mut failures = Vec::new();
+    for ctid in env.list_ctids() {
+        let Ok(ct) = Ct::load(env, ctid) else {
+            continue;
+        };
+        if !ct.is_running(env) {
+            continue;
+        }
+        if let Err(e) = stop(env, ctid, StopOptions::default()) {
             failures.push((ctid, e));
         }
     }

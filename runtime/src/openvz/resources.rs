@@ -859,7 +859,11 @@ pub fn unenforceable_error(keys: &[String]) -> VzError {
 impl Host {
     /// This machine.
     pub fn detect() -> Host {
-        let layout = crate::cgroups::Layout::detect();
+        Host::of(crate::cgroups::Layout::detect())
+    }
+
+    /// A host with these cgroup mounts (its CPUs are this machine's).
+    pub fn of(layout: &crate::cgroups::Layout) -> Host {
         let cgroup_v2 = layout.is_unified();
         let swap_accounting = if cgroup_v2 {
             layout
@@ -1041,7 +1045,11 @@ fn merge_json(base: &mut Value, update: &Value) {
 
 /// Applies `org.openvz.*` resource annotations to a spec an engine gave (see
 /// [`ANNOTATION_OPTIONS`]); `rootfs` locates the disk for I/O limits.
-pub fn apply_annotations(spec: &mut oci_spec::runtime::Spec, rootfs: &Path) -> VzResult<()> {
+pub fn apply_annotations(
+    spec: &mut oci_spec::runtime::Spec,
+    rootfs: &Path,
+    host: &Host,
+) -> VzResult<()> {
     let Some(annotations) = spec.annotations().clone() else {
         return Ok(());
     };
@@ -1053,7 +1061,7 @@ pub fn apply_annotations(spec: &mut oci_spec::runtime::Spec, rootfs: &Path) -> V
     } else {
         None
     };
-    let plan = translate(&settings, &Host::detect(), device, Mode::Given)?;
+    let plan = translate(&settings, host, device, Mode::Given)?;
     merge_into_spec(spec, &plan.resources)
 }
 

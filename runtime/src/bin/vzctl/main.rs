@@ -56,6 +56,8 @@ enum Command {
     Set(SetArgs),
     /// Start every container whose config says ONBOOT="yes"
     StartOnboot,
+    /// Stop every running container
+    StopAll,
     /// Print the beancounters of running containers as /proc/user_beancounters does
     #[command(alias = "beancounters")]
     Ubc(UbcArgs),
@@ -276,6 +278,15 @@ fn run(cli: Cli) -> VzResult<u8> {
         }
         Command::StartOnboot => {
             let failures = ops::start_onboot(&env);
+            for (ctid, e) in &failures {
+                eprintln!("vzctl: container {ctid}: {e}");
+            }
+            if let Some((_, e)) = failures.first() {
+                return Ok(e.code as u8);
+            }
+        }
+        Command::StopAll => {
+            let failures = ops::stop_all(&env);
             for (ctid, e) in &failures {
                 eprintln!("vzctl: container {ctid}: {e}");
             }

@@ -1,8 +1,6 @@
-//! A private VZ installation for vzctl/vzlist integration tests (the harness of
-//! tests/vzctl.rs, shared): a busybox OS template packed once per test binary, a vz.conf
-//! in a temporary VZCTL_ETC, and cleanup of every container, mount and directory on drop,
-//! also when the test fails. Include it with `#[path = "common/vzct.rs"] mod vzct;` next
-//! to `mod common;`.
+//! A private VZ installation for vzctl tests: vz.conf in a temporary VZCTL_ETC, a template
+//! cache with a busybox OS template (busybox init as PID 1), and cleanup of every container,
+//! mount and file on drop.
 
 #![allow(dead_code)]
 
@@ -11,43 +9,32 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::{output_via_files, VZRUN};
+
 pub const VZCTL: &str = env!("CARGO_BIN_EXE_vzctl");
 pub const VZLIST: &str = env!("CARGO_BIN_EXE_vzlist");
 pub const TEMPLATE: &str = "busybox-test-x86_64";
 
-/// A busybox root whose init runs a respawning sleep, packed once per test run.
+/// A busybox root with an inittab, packed once per test run.
 pub fn template_archive() -> &'static Path {
     static ARCHIVE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &ARCHIVE
         .get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("vzct-tpl-")
-                .tempdir()
-                .unwrap();
+            let dir = tempfile::Builder::new().prefix("vzctl-tpl-").tempdir().unwrap();
             let bundle = dir.path().join("bundle");
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-bundle.sh");
-            let out = Command::new("bash")
-                .arg(script)
-                .arg(&bundle)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-bundle.sh");
+            let out = Command::new("bash").arg(script).arg(&bundle).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let root = bundle.join("rootfs");
             std::fs::create_dir_all(root.join("sbin")).unwrap();
             for applet in ["init", "reboot", "poweroff", "halt"] {
-                std::os::unix::fs::symlink("../bin/busybox", root.join("sbin").join(applet))
-                    .unwrap();
+                std::os::unix::fs::symlink("../bin/busybox", root.join("sbin").join(applet)).unwrap();
             }
             std::fs::create_dir_all(root.join("var/log")).unwrap();
             std::fs::create_dir_all(root.join("run")).unwrap();
             std::fs::write(
                 root.join("etc/inittab"),
-                "::sysinit:/bin/sh -c 'echo booted >> /var/log/boots'\n::respawn:/bin/sleep 1000000\n",
+                "::sysinit:/bin/sh -c 'echo booted >> /var/log/boots'\n::respawn:/bin/sleep 1000000\n::shutdown:/bin/echo going down\n",
             )
             .unwrap();
             std::fs::write(root.join("etc/os-release"), "ID=busybox\nVERSION_ID=1\n").unwrap();
@@ -69,6 +56,7 @@ pub fn template_archive() -> &'static Path {
         .1
 }
 
+/// A private VZ installation: etc/vz.conf, template cache, private/root/lock/run dirs.
 pub struct Vz {
     pub dir: tempfile::TempDir,
     pub ctids: std::cell::RefCell<Vec<String>>,
@@ -82,7 +70,7 @@ impl Vz {
     /// `extra` lines are appended to vz.conf (they win over the defaults above them).
     pub fn with_conf(extra: &str) -> Vz {
         let dir = tempfile::Builder::new()
-            .prefix("vzct-it-")
+            .prefix("vzctl-it-")
             .tempdir()
             .unwrap();
         let d = dir.path();
@@ -104,6 +92,13 @@ impl Vz {
         }
     }
 
+    /// Puts another OS template archive into this installation's cache as NAME:1.
+    pub fn add_template(&self, name: &str, archive: &Path) {
+        let dir = self.path("template/cache").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(archive, dir.join("1.oci.tar")).unwrap();
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -117,15 +112,14 @@ impl Vz {
     }
 
     pub fn vzctl(&self, args: &[&str]) -> Output {
-        if args.first() == Some(&"create") {
-            if let Some(ctid) = args.get(1) {
+        if let Some(ctid) = args.get(1) {
+            if args[0] == "create" {
                 self.ctids.borrow_mut().push(ctid.to_string());
             }
         }
-        crate::common::output_via_files(self.command(VZCTL, args))
+        output_via_files(self.command(VZCTL, args))
     }
 
-    /// Runs vzctl, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.vzctl(args);
         assert!(
@@ -138,6 +132,10 @@ impl Vz {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    pub fn code(&self, args: &[&str]) -> i32 {
+        self.vzctl(args).status.code().unwrap_or(-1)
+    }
+
     /// Runs vzctl expecting failure: (exit code, stderr).
     pub fn fails(&self, args: &[&str]) -> (i32, String) {
         let out = self.vzctl(args);
@@ -148,43 +146,54 @@ impl Vz {
         )
     }
 
-    pub fn code(&self, args: &[&str]) -> i32 {
-        self.vzctl(args).status.code().unwrap_or(-1)
-    }
-
-    pub fn vzlist(&self, args: &[&str]) -> String {
-        let out = crate::common::output_via_files(self.command(VZLIST, args));
-        assert!(
-            out.status.success(),
-            "vzlist {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs another tool of ours (vzsplit, vzmemcheck) in this installation.
+    /// Runs another of the project's tools (vzsplit, vzmemcheck) in this installation.
     pub fn tool(&self, program: &str, args: &[&str]) -> Output {
-        crate::common::output_via_files(self.command(program, args))
+        output_via_files(self.command(program, args))
     }
 
-    pub fn status(&self, ctid: &str) -> String {
-        self.ok(&["status", ctid]).trim().to_string()
-    }
-
+    /// `vzctl create CTID --ostemplate TEMPLATE EXTRA...`, asserting success.
     pub fn create(&self, ctid: &str, extra: &[&str]) {
         let mut args = vec!["create", ctid, "--ostemplate", TEMPLATE];
         args.extend_from_slice(extra);
         self.ok(&args);
     }
 
+    /// The container's config file.
+    pub fn conf(&self, ctid: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("etc/conf/{ctid}.conf"))).unwrap()
+    }
+
+    pub fn vzlist(&self, args: &[&str]) -> String {
+        let out = output_via_files(self.command(VZLIST, args));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn status(&self, ctid: &str) -> String {
+        self.ok(&["status", ctid]).trim().to_string()
+    }
+
     pub fn create_and_start(&self, ctid: &str) {
-        self.create(ctid, &[]);
+        self.ok(&[
+            "create",
+            ctid,
+            "--ostemplate",
+            TEMPLATE,
+            "--hostname",
+            &format!("ct{ctid}"),
+        ]);
         self.ok(&["start", ctid]);
     }
 
-    /// The config file's text.
-    pub fn conf(&self, ctid: &str) -> String {
-        std::fs::read_to_string(self.path(&format!("etc/conf/{ctid}.conf"))).unwrap()
+    /// Init's pid on the host (from the runtime state of the CT container).
+    pub fn init_pid(&self, ctid: &str) -> Option<i64> {
+        let out = Command::new(VZRUN)
+            .arg("--root")
+            .arg(self.path("run"))
+            .args(["state", ctid])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["pid"].as_i64().filter(|p| *p > 0)
     }
 }
 
