@@ -11,7 +11,11 @@
 //!   `ro`); all of it is then done by one internal createContainer hook, the small
 //!   `vzrun-setup` program (see `mountsetup`), which runs in the container's mount
 //!   namespace after every mount and before pivot_root. Specs that need none of it get no
-//!   hook (no extra process on the fast path).
+//!   hook (no extra process on the fast path);
+//! * `org.openvz.*` resource annotations (`org.openvz.cpuunits`, `org.openvz.ram`, ...:
+//!   the `vzctl set` options, with their value syntax; docs/RESOURCES.md) become
+//!   `linux.resources` through the same translation vzctl uses, so engines (podman
+//!   `--annotation`, containerd) get OpenVZ's limits; they override what the spec says.
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +74,9 @@ pub fn prepare_on(
     };
     check_network_controllers(&linux)?;
     spec.set_linux(Some(linux));
+    let host = crate::openvz::resources::Host::of(layout);
+    crate::openvz::resources::apply_annotations(&mut spec, rootfs, &host)
+        .map_err(|e| Error::InvalidArgument(e.message))?;
 
     let readonly_cgroup = readonly_cgroup_mount(&spec);
     let cgroup_dest = spec
@@ -450,6 +457,51 @@ mod tests {
             r#""linux":{"namespaces":[{"type":"cgroup"}]}"#,
         );
         assert!(setup_of(&run(&json, &hybrid())).cgroup.unwrap().namespaced);
+    }
+
+    #[test]
+    fn openvz_annotations_become_resources() {
+        let json = BASE.replace(
+            r#""linux":{}"#,
+            r#""linux":{"resources":{"memory":{"limit":1000000}}},"annotations":{"org.openvz.numproc":"32","org.openvz.cpulimit":"50","org.openvz.cpuunits":"3000"}"#,
+        );
+        let resources = |p: &Prepared| {
+            p.spec
+                .linux()
+                .as_ref()
+                .unwrap()
+                .resources()
+                .clone()
+                .unwrap()
+        };
+        let r = resources(&run(&json, &hybrid()));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 32);
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(50_000));
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(3072));
+        assert_eq!(
+            r.memory().as_ref().unwrap().limit(),
+            Some(1_000_000),
+            "what no annotation names is kept"
+        );
+        // cgroup v2: the weight itself, through the unified map.
+        let r = resources(&run(&json, &unified()));
+        assert_eq!(r.unified().as_ref().unwrap()["cpu.weight"], "300");
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), None);
+        let bad = BASE.replace(
+            r#""linux":{}"#,
+            r#""linux":{},"annotations":{"org.openvz.cpuunits":"5"}"#,
+        );
+        let err = match prepare_on(
+            spec(&bad),
+            "c1",
+            Path::new("/r"),
+            Path::new("/v"),
+            &hybrid(),
+        ) {
+            Err(e) => e,
+            Ok(_) => panic!("a bad annotation must be refused"),
+        };
+        assert!(err.to_string().contains("org.openvz.cpuunits"), "{err}");
     }
 
     #[test]

@@ -293,7 +293,10 @@ fn vzlist_columns_json_and_filters() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["ctid"], 106);
     assert_eq!(rows[0]["status"], "running");
-    assert!(rows[0]["numproc"].as_u64().unwrap() >= 2, "init + sleep");
+    assert!(
+        rows[0]["numproc"]["held"].as_u64().unwrap() >= 2,
+        "init + sleep"
+    );
     assert_eq!(rows[1]["name"], "cold");
     assert_eq!(rows[1]["hostname"], "stopped.example");
     vz.ok(&["stop", "106"]);

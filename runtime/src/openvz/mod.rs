@@ -4,6 +4,7 @@
 //! kernel-free and unit-tested; operations touch the kernel through the runtime core.
 
 pub mod annotations;
+pub mod beancounters;
 pub mod boot;
 pub mod config;
 pub mod ct;
@@ -15,6 +16,7 @@ pub mod list;
 pub mod lock;
 pub mod ops;
 pub mod private;
+pub mod resources;
 pub mod rootfs;
 pub mod supervisor;
 pub mod translate;

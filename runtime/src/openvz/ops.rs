@@ -232,6 +232,14 @@ pub fn start(env: &VzEnv, ctid: Ctid, wait: bool) -> VzResult<i32> {
             ),
         ));
     }
+    // A bad resource value fails here, with vzctl's message, not in the supervisor.
+    let resources = super::resources::Settings::from_config(&ct.conf)?;
+    if !resources.unenforceable.is_empty() {
+        eprintln!(
+            "Warning: container {ctid}: ignoring {}: upstream kernels cannot enforce them (docs/RESOURCES.md)",
+            resources.unenforceable.join(", ")
+        );
+    }
     // Leftovers of a container that died without its supervisor.
     let _ = delete::delete(&env.runtime(), &ctid.to_string(), true);
     supervisor::clear_stop(env, ctid);
@@ -496,6 +504,8 @@ pub struct SetOptions {
     pub nameservers: Vec<String>,
     pub searchdomains: Vec<String>,
     pub onboot: Option<bool>,
+    /// Resource parameters as (ctid.conf key, value) (see `resources::option_to_config`).
+    pub resources: Vec<(String, String)>,
     pub save: bool,
 }
 
@@ -529,6 +539,8 @@ pub fn set(env: &VzEnv, ctid: Ctid, opts: &SetOptions) -> VzResult<()> {
             }
         }
     }
+    // Resource limits: checked (and applied live) before anything else changes.
+    super::resources::set(env, &mut ct, &opts.resources, running, opts.save)?;
     // Files inside the container, the way the distributions read them. Written whenever
     // the root is reachable (running or mounted); otherwise at the next start.
     let root = ct.root(env);
@@ -644,6 +656,36 @@ pub fn resolv_conf(nameservers: &[String], search: &[String]) -> String {
         out.push_str(&format!("nameserver {ns}\n"));
     }
     out
+}
+
+// ---------------------------------------------------------------- beancounters
+
+/// `vzctl ubc`: the beancounter table of `ctids` (every running container when empty).
+pub fn beancounter_table(env: &VzEnv, ctids: &[Ctid]) -> VzResult<String> {
+    let explicit = !ctids.is_empty();
+    let ids = if explicit {
+        ctids.to_vec()
+    } else {
+        env.list_ctids()
+    };
+    let mut rows = Vec::new();
+    for ctid in ids {
+        let ct = Ct::load(env, ctid)?;
+        if explicit {
+            ct.require_exists()?;
+        }
+        match super::beancounters::snapshot(env, &ct) {
+            Some(counters) => rows.push((ctid, counters)),
+            None if explicit => {
+                return Err(VzError::new(
+                    ExitCode::NotRunning,
+                    format!("Container {ctid} is not running"),
+                ))
+            }
+            None => {}
+        }
+    }
+    Ok(super::beancounters::format_table(&rows))
 }
 
 // ---------------------------------------------------------------- onboot

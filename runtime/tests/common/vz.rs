@@ -64,6 +64,11 @@ pub struct Vz {
 
 impl Vz {
     pub fn new() -> Vz {
+        Vz::with_conf("")
+    }
+
+    /// `extra` lines are appended to vz.conf (they win over the defaults above them).
+    pub fn with_conf(extra: &str) -> Vz {
         let dir = tempfile::Builder::new()
             .prefix("vzctl-it-")
             .tempdir()
@@ -73,7 +78,7 @@ impl Vz {
         std::fs::write(
             d.join("etc/vz.conf"),
             format!(
-                "VE_ROOT={0}/root/$VEID\nVE_PRIVATE={0}/private/$VEID\nTEMPLATE={0}/template\nLOCKDIR={0}/lock\nVZRUN_ROOT={0}/run\nSTOP_TIMEOUT=20\n",
+                "VE_ROOT={0}/root/$VEID\nVE_PRIVATE={0}/private/$VEID\nTEMPLATE={0}/template\nLOCKDIR={0}/lock\nVZRUN_ROOT={0}/run\nSTOP_TIMEOUT=20\n{extra}",
                 d.display()
             ),
         )
@@ -129,6 +134,33 @@ impl Vz {
 
     pub fn code(&self, args: &[&str]) -> i32 {
         self.vzctl(args).status.code().unwrap_or(-1)
+    }
+
+    /// Runs vzctl expecting failure: (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.vzctl(args);
+        assert!(!out.status.success(), "vzctl {args:?} should have failed");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs another of the project's tools (vzsplit, vzmemcheck) in this installation.
+    pub fn tool(&self, program: &str, args: &[&str]) -> Output {
+        output_via_files(self.command(program, args))
+    }
+
+    /// `vzctl create CTID --ostemplate TEMPLATE EXTRA...`, asserting success.
+    pub fn create(&self, ctid: &str, extra: &[&str]) {
+        let mut args = vec!["create", ctid, "--ostemplate", TEMPLATE];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
+    /// The container's config file.
+    pub fn conf(&self, ctid: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("etc/conf/{ctid}.conf"))).unwrap()
     }
 
     pub fn vzlist(&self, args: &[&str]) -> String {

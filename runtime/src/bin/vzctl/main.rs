@@ -1,6 +1,8 @@
 //! `vzctl`: OpenVZ's container tool on the vzrun library. Parses, calls, prints; exits
 //! with vzctl's documented codes.
 
+mod resource_args;
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -23,6 +25,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of `set`'s many options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a container from an OS template
@@ -54,6 +58,9 @@ enum Command {
     StartOnboot,
     /// Stop every running container
     StopAll,
+    /// Print the beancounters of running containers as /proc/user_beancounters does
+    #[command(alias = "beancounters")]
+    Ubc(UbcArgs),
     /// Internal: the per-container supervisor
     #[command(name = "__supervise", hide = true)]
     Supervise(Ct),
@@ -101,6 +108,12 @@ struct StopArgs {
 }
 
 #[derive(Args, Debug)]
+struct UbcArgs {
+    /// Containers (ids or names); all running ones when none is given
+    ctids: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 struct ExecArgs {
     ctid: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -123,6 +136,8 @@ struct SetArgs {
     /// yes or no
     #[arg(long)]
     onboot: Option<String>,
+    #[command(flatten)]
+    resources: resource_args::ResourceArgs,
     /// Save the settings in the container's config
     #[arg(long)]
     save: bool,
@@ -253,6 +268,7 @@ fn run(cli: Cli) -> VzResult<u8> {
                     nameservers: a.nameserver,
                     searchdomains: a.searchdomain,
                     onboot,
+                    resources: a.resources.changes()?,
                     save: a.save,
                 },
             )?;
@@ -277,6 +293,14 @@ fn run(cli: Cli) -> VzResult<u8> {
             if let Some((_, e)) = failures.first() {
                 return Ok(e.code as u8);
             }
+        }
+        Command::Ubc(a) => {
+            let ctids = a
+                .ctids
+                .iter()
+                .map(|t| resolve(&env, t))
+                .collect::<VzResult<Vec<_>>>()?;
+            print!("{}", ops::beancounter_table(&env, &ctids)?);
         }
         Command::Supervise(a) => {
             let ctid = resolve(&env, &a.ctid)?;
