@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{output_via_files, VZRUN};
@@ -15,45 +14,49 @@ pub const VZCTL: &str = env!("CARGO_BIN_EXE_vzctl");
 pub const VZLIST: &str = env!("CARGO_BIN_EXE_vzlist");
 pub const TEMPLATE: &str = "busybox-test-x86_64";
 
-/// A busybox root with an inittab, packed once per test run.
-pub fn template_archive() -> &'static Path {
-    static ARCHIVE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &ARCHIVE
-        .get_or_init(|| {
-            let dir = tempfile::Builder::new().prefix("vzctl-tpl-").tempdir().unwrap();
-            let bundle = dir.path().join("bundle");
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-bundle.sh");
-            let out = Command::new("bash").arg(script).arg(&bundle).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let root = bundle.join("rootfs");
-            std::fs::create_dir_all(root.join("sbin")).unwrap();
-            for applet in ["init", "reboot", "poweroff", "halt"] {
-                std::os::unix::fs::symlink("../bin/busybox", root.join("sbin").join(applet)).unwrap();
-            }
-            std::fs::create_dir_all(root.join("var/log")).unwrap();
-            std::fs::create_dir_all(root.join("run")).unwrap();
-            std::fs::write(
-                root.join("etc/inittab"),
-                "::sysinit:/bin/sh -c 'echo booted >> /var/log/boots'\n::respawn:/bin/sleep 1000000\n::shutdown:/bin/echo going down\n",
-            )
-            .unwrap();
-            std::fs::write(root.join("etc/os-release"), "ID=busybox\nVERSION_ID=1\n").unwrap();
-            std::fs::write(root.join("etc/hostname"), "template\n").unwrap();
-            let archive = dir.path().join("busybox.oci.tar");
-            vzbuild::pack(
-                &root,
-                &vzbuild::Output::File(archive.clone()),
-                &vzbuild::PackOptions {
-                    name: Some(TEMPLATE.into()),
-                    version: Some("1.0".into()),
-                    progress: Some(false),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            (dir, archive)
-        })
-        .1
+/// A busybox root with an inittab, packed into `dir` (each VZ installation packs its own,
+/// so nothing outlives the test).
+pub fn template_archive(dir: &Path) -> PathBuf {
+    let bundle = dir.join("template-bundle");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-bundle.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = bundle.join("rootfs");
+    std::fs::create_dir_all(root.join("sbin")).unwrap();
+    for applet in ["init", "reboot", "poweroff", "halt"] {
+        std::os::unix::fs::symlink("../bin/busybox", root.join("sbin").join(applet)).unwrap();
+    }
+    std::fs::create_dir_all(root.join("var/log")).unwrap();
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::write(
+        root.join("etc/inittab"),
+        "::sysinit:/bin/sh -c 'echo booted >> /var/log/boots'\n::respawn:/bin/sleep 1000000\n::shutdown:/bin/echo going down\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/os-release"), "ID=busybox\nVERSION_ID=1\n").unwrap();
+    std::fs::write(root.join("etc/hostname"), "template\n").unwrap();
+    let archive = dir.join("busybox.oci.tar");
+    vzbuild::pack(
+        &root,
+        &vzbuild::Output::File(archive.clone()),
+        &vzbuild::PackOptions {
+            name: Some(TEMPLATE.into()),
+            version: Some("1.0".into()),
+            progress: Some(false),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&bundle).unwrap();
+    archive
 }
 
 /// A private VZ installation: etc/vz.conf, template cache, private/root/lock/run dirs.
@@ -85,7 +88,8 @@ impl Vz {
         .unwrap();
         let cache = d.join("template/cache").join(TEMPLATE);
         std::fs::create_dir_all(&cache).unwrap();
-        std::fs::copy(template_archive(), cache.join("1.0.oci.tar")).unwrap();
+        let archive = template_archive(d);
+        std::fs::rename(&archive, cache.join("1.0.oci.tar")).unwrap();
         Vz {
             dir,
             ctids: Default::default(),
