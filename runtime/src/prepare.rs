@@ -67,15 +67,20 @@ pub fn prepare_on(
         _ => cgroups::default_path(id),
     };
     linux.set_cgroups_path(Some(cgroup_path.clone()));
-    let unified_hugetlb = if !layout.is_unified() && cgroups::hugetlb_is_unified_only() {
-        take_hugepage_limits(&mut linux)
-    } else {
-        Vec::new()
-    };
+    let wants_hugepages = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.hugepage_limits().as_ref())
+        .is_some_and(|l| !l.is_empty());
+    let unified_hugetlb =
+        if wants_hugepages && !layout.is_unified() && cgroups::hugetlb_is_unified_only() {
+            take_hugepage_limits(&mut linux)
+        } else {
+            Vec::new()
+        };
     check_network_controllers(&linux)?;
     spec.set_linux(Some(linux));
-    let host = crate::openvz::resources::Host::of(layout);
-    crate::openvz::resources::apply_annotations(&mut spec, rootfs, &host)
+    crate::openvz::resources::apply_annotations(&mut spec, rootfs, layout)
         .map_err(|e| Error::InvalidArgument(e.message))?;
 
     let readonly_cgroup = readonly_cgroup_mount(&spec);

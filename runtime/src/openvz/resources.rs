@@ -1048,7 +1048,7 @@ fn merge_json(base: &mut Value, update: &Value) {
 pub fn apply_annotations(
     spec: &mut oci_spec::runtime::Spec,
     rootfs: &Path,
-    host: &Host,
+    layout: &crate::cgroups::Layout,
 ) -> VzResult<()> {
     let Some(annotations) = spec.annotations().clone() else {
         return Ok(());
@@ -1056,6 +1056,8 @@ pub fn apply_annotations(
     let Some(settings) = settings_from_annotations(&annotations)? else {
         return Ok(());
     };
+    // Only containers that ask pay for looking at the host.
+    let host = &Host::of(layout);
     let device = if settings.needs_device() {
         Some(block_device_of(rootfs)?)
     } else {
