@@ -33,25 +33,15 @@ done
 
 export SOURCE_DATE_EPOCH=1735689600
 start=$(date +%s)
+. "$repo/scripts/lib/engines.sh"
 work=$(mktemp -d /var/tmp/vzbuild-test.XXXXXX)
-ctd_pid=
-podman_args=()
 
 cleanup() {
   set +e
   for pid in ${deb_pids[@]:-}; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
   rm -rf /var/cache/vzrun-tests/vzbuild/*.tmp
-  if [ ${#podman_args[@]} -gt 0 ]; then
-    CONTAINERS_CONF=$work/podman/containers.conf CONTAINERS_STORAGE_CONF=$work/podman/storage.conf \
-      podman "${podman_args[@]}" rm -af >/dev/null 2>&1
-    CONTAINERS_CONF=$work/podman/containers.conf CONTAINERS_STORAGE_CONF=$work/podman/storage.conf \
-      podman "${podman_args[@]}" rmi -af >/dev/null 2>&1
-  fi
-  if [ -n "$ctd_pid" ]; then
-    ctr --address "$work/ctd/ctd.sock" -n vzbuild-test tasks kill -s KILL vzb-ctr >/dev/null 2>&1
-    ctr --address "$work/ctd/ctd.sock" -n vzbuild-test containers rm vzb-ctr >/dev/null 2>&1
-    kill "$ctd_pid" 2>/dev/null; wait "$ctd_pid" 2>/dev/null
-  fi
+  podman_teardown "$work/podman" 2>/dev/null
+  containerd_stop "$work/ctd" 2>/dev/null
   # Anything still mounted below the work dir (tmpfs, overlays, shm).
   findmnt -rn -o TARGET | grep "^$work" | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$work"
@@ -264,62 +254,22 @@ fi
 skopeo copy -q "oci-archive:$work/bb.oci.tar" "oci:$work/oci-bb:t" && umoci unpack --image "$work/oci-bb:t" "$work/bundle-bb" >/dev/null 2>&1
 check "umoci on the tricky root: all but holes identical" diff <(no_holes "$work/bb-out") <(no_holes "$work/bundle-bb/rootfs")
 
-# podman: private configuration and storage (no host state touched).
-pd=$work/podman; mkdir -p "$pd/tmp"
-cat > "$pd/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "none"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$pd/events.log"
-lock_type = "file"
-runtime = "runc"
-runtime_supports_json = ["runc"]
-tmp_dir = "$pd/tmp"
-CONF
-cat > "$pd/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$pd/root"
-runroot = "$pd/run"
-CONF
-export CONTAINERS_CONF=$pd/containers.conf CONTAINERS_STORAGE_CONF=$pd/storage.conf
-podman_args=(--root "$pd/root" --runroot "$pd/run")
-podman "${podman_args[@]}" load -q -i "$tmpl" >"$work/podman-load.log" 2>&1
-img=$(sed -n 's/^Loaded image[s]*: *//p' "$work/podman-load.log" | head -1)
+# podman and containerd: private instances (scripts/lib/engines.sh), runc as the runtime.
+ENGINES_QUIET=1 podman_setup "$work/podman" "$(command -v runc)" runc
+img=$(podman_cmd load -q -i "$tmpl" 2>&1 | sed -n 's/^Loaded image[s]*: *//p' | head -1)
 check "podman load" test -n "$img"
 if [ -n "$img" ]; then
-  podman "${podman_args[@]}" run --rm --network none "$img" /bin/sh -c 'cat /etc/os-release; id -u' >"$work/podman-run.log" 2>&1
+  podman_cmd run --rm "$img" /bin/sh -c 'cat /etc/os-release; id -u' >"$work/podman-run.log" 2>&1
   check "podman run the template" grep -Eq '^ID=(debian|busybox)' "$work/podman-run.log"
 fi
-unset CONTAINERS_CONF CONTAINERS_STORAGE_CONF
 
-# containerd: private config, root, state and sockets, stopped by pid.
-cd_dir=$work/ctd; mkdir -p "$cd_dir"
-cat > "$cd_dir/config.toml" <<CONF
-version = 2
-root = "$cd_dir/root"
-state = "$cd_dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$cd_dir/ctd.sock"
-[ttrpc]
-  address = "$cd_dir/ctd-ttrpc.sock"
-[debug]
-  address = "$cd_dir/debug.sock"
-CONF
-containerd --config "$cd_dir/config.toml" >"$cd_dir/log" 2>&1 &
-ctd_pid=$!
-ctr=(ctr --address "$cd_dir/ctd.sock" -n vzbuild-test)
-for _ in $(seq 50); do "${ctr[@]}" version >/dev/null 2>&1 && break; sleep 0.2; done
-check "private containerd started" "${ctr[@]}" version
-check "ctr image import" "${ctr[@]}" images import --base-name localhost/vzbuild-test "$tmpl"
-ref=$("${ctr[@]}" images ls -q | grep '^localhost/vzbuild-test' | head -1)
+ENGINES_QUIET=1 containerd_start "$work/ctd"
+check "private containerd started" ctr_cmd version
+check "ctr image import" ctr_cmd images import --base-name localhost/vzbuild-test "$tmpl"
+ref=$(ctr_cmd images ls -q | grep '^localhost/vzbuild-test' | head -1)
 check "ctr image named by ref.name" test "$ref" = "localhost/vzbuild-test:20250101"
 if [ -n "$ref" ]; then
-  check "ctr run the template" sh -c "${ctr[*]} run --rm --runc-binary \"\$(command -v runc)\" '$ref' vzb-ctr /bin/sh -c 'cat /etc/os-release' | grep -Eq '^ID=(debian|busybox)'"
+  check "ctr run the template" sh -c "'$work/ctd/bin/ctr' run --rm --runc-binary \"\$(command -v runc)\" '$ref' vzb-ctr /bin/sh -c 'cat /etc/os-release' | grep -Eq '^ID=(debian|busybox)'"
 fi
 
 echo "== summary"
