@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::ct::Ct;
 use super::ctid::Ctid;
+use super::disk::{self, DiskUsage, Limit};
 use super::env::VzEnv;
 use super::translate;
 use crate::cgroups::Layout;
@@ -23,6 +24,7 @@ pub struct Row {
     pub onboot: bool,
     pub nameserver: Vec<String>,
     pub searchdomain: Vec<String>,
+    pub disk: DiskUsage,
 }
 
 pub fn row(env: &VzEnv, ctid: Ctid) -> Option<Row> {
@@ -62,6 +64,7 @@ pub fn row(env: &VzEnv, ctid: Ctid) -> Option<Row> {
         onboot: ct.conf.get("ONBOOT") == Some("yes"),
         nameserver: words("NAMESERVER"),
         searchdomain: words("SEARCHDOMAIN"),
+        disk: disk::usage(env, &ct),
     })
 }
 
@@ -76,6 +79,12 @@ pub const FIELDS: &[(&str, &str, bool)] = &[
     ("name", "NAME", false),
     ("private", "PRIVATE", false),
     ("root", "ROOT", false),
+    ("diskspace", "DQBLOCKS", true),
+    ("diskspace.s", "DQBLOCKS.S", true),
+    ("diskspace.h", "DQBLOCKS.H", true),
+    ("diskinodes", "DQINODES", true),
+    ("diskinodes.s", "DQINODES.S", true),
+    ("diskinodes.h", "DQINODES.H", true),
     ("ostemplate", "OSTEMPLATE", false),
     ("onboot", "ONBOOT", false),
     ("nameserver", "NAMESERVER", false),
@@ -113,6 +122,7 @@ impl Row {
             "onboot" => if self.onboot { "yes" } else { "no" }.into(),
             "nameserver" => dash(&self.nameserver.join(" ")),
             "searchdomain" => dash(&self.searchdomain.join(" ")),
+            d if d.starts_with("disk") => disk_field(&self.disk, d)?,
             _ => return None,
         })
     }
@@ -120,7 +130,7 @@ impl Row {
     /// vzlist -j's object for this container.
     pub fn json(&self) -> Value {
         let or_null = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
-        json!({
+        let mut value = json!({
             "ctid": self.ctid.0,
             "private": self.private,
             "root": self.root,
@@ -134,8 +144,36 @@ impl Row {
             "status": self.status,
             "numproc": if self.status == "running" { json!(self.numproc) } else { Value::Null },
             "onboot": self.onboot,
-        })
+        });
+        value["diskspace"] = disk_json(self.disk.space_kb, self.disk.space);
+        value["diskinodes"] = disk_json(self.disk.inodes, self.disk.diskinodes);
+        value
     }
+}
+
+/// diskspace (KiB) and diskinodes: usage ("-" when unknown) and limits.
+fn disk_field(d: &DiskUsage, name: &str) -> Option<String> {
+    let usage = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    let limit = |l: Option<Limit>| l.map_or("-".to_string(), |l| l.to_string());
+    Some(match name {
+        "diskspace" => usage(d.space_kb),
+        "diskspace.s" => limit(d.space.map(|s| s.soft)),
+        "diskspace.h" => limit(d.space.map(|s| s.hard)),
+        "diskinodes" => usage(d.inodes),
+        "diskinodes.s" => limit(d.diskinodes.map(|s| s.soft)),
+        "diskinodes.h" => limit(d.diskinodes.map(|s| s.hard)),
+        _ => return None,
+    })
+}
+
+/// {"usage", "softlimit", "hardlimit"}: null for unknown usage and for no limit.
+fn disk_json(usage: Option<u64>, limits: Option<disk::SoftHard>) -> Value {
+    let limit = |l: Option<Limit>| l.and_then(Limit::value).map_or(Value::Null, |v| json!(v));
+    json!({
+        "usage": usage,
+        "softlimit": limit(limits.map(|l| l.soft)),
+        "hardlimit": limit(limits.map(|l| l.hard)),
+    })
 }
 
 /// Formats rows as vzlist's table: numeric columns right-aligned.
@@ -239,6 +277,7 @@ mod tests {
             onboot: false,
             nameserver: vec![],
             searchdomain: vec![],
+            disk: DiskUsage::default(),
         }
     }
 
