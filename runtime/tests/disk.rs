@@ -14,7 +14,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::vz::{make_template, wait_for, Vz, TEMPLATE, VZCTL};
@@ -25,17 +24,26 @@ fn quota_required() -> bool {
     std::env::var("VZRUN_DISK_REQUIRE_QUOTA").as_deref() == Ok("1")
 }
 
-fn template() -> &'static Path {
-    static T: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &T.get_or_init(|| {
+/// A template archive in a temporary directory of the test's own (a static would never
+/// be dropped: its directory would stay behind).
+struct Template {
+    _dir: tempfile::TempDir,
+    archive: PathBuf,
+}
+
+impl Template {
+    fn new(name: &str, extra: impl FnOnce(&Path)) -> Template {
         let dir = tempfile::Builder::new()
             .prefix("disk-tpl-")
             .tempdir()
             .unwrap();
-        let archive = make_template(dir.path(), TEMPLATE, |_| {});
-        (dir, archive)
-    })
-    .1
+        let archive = make_template(dir.path(), name, extra);
+        Template { _dir: dir, archive }
+    }
+
+    fn busybox() -> Template {
+        Template::new(TEMPLATE, |_| {})
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +175,9 @@ fn simfs_limits(kind: FsKind) {
         FsKind::Ext4 => ("301", "302", 301),
         FsKind::Xfs => ("311", "312", 311),
     };
+    let tpl = Template::busybox();
     let fs = VzFs::new(kind);
-    let vz = Vz::new(Some(&fs.mnt), &[(TEMPLATE, template())], "");
+    let vz = Vz::new(Some(&fs.mnt), &[(TEMPLATE, &tpl.archive)], "");
     let create_limited = [
         "create",
         a,
@@ -199,7 +208,11 @@ fn simfs_limits(kind: FsKind) {
         );
         assert!(!conf(&vz, a).contains("DISKSPACE=\"20480"));
         // DISK_QUOTA=no in vz.conf: the first level is off, limits are only recorded.
-        let off = Vz::new(Some(&fs.mnt), &[(TEMPLATE, template())], "DISK_QUOTA=no\n");
+        let off = Vz::new(
+            Some(&fs.mnt),
+            &[(TEMPLATE, &tpl.archive)],
+            "DISK_QUOTA=no\n",
+        );
         let mut args = create_limited.to_vec();
         args[1] = b;
         off.ok(&args);
@@ -328,11 +341,12 @@ fn ploop_image_limits_and_growth() {
     if common::skip() {
         return;
     }
+    let tpl = Template::busybox();
     let fs = VzFs::new(FsKind::Ext4);
     // The layout is chosen per VZ root, in vz.conf.
     let vz = Vz::new(
         Some(&fs.mnt),
-        &[(TEMPLATE, template())],
+        &[(TEMPLATE, &tpl.archive)],
         "VE_LAYOUT=ploop\n",
     );
     vz.ok(&[
@@ -485,8 +499,9 @@ fn second_level_user_quota_inside() {
     if common::skip() {
         return;
     }
+    let tpl = Template::busybox();
     let fs = VzFs::new(FsKind::Ext4);
-    let vz = Vz::new(Some(&fs.mnt), &[(TEMPLATE, template())], "");
+    let vz = Vz::new(Some(&fs.mnt), &[(TEMPLATE, &tpl.archive)], "");
     vz.ok(&[
         "create",
         "501",
@@ -579,7 +594,8 @@ fn bad_disk_values_are_refused_before_anything_changes() {
     if common::skip() {
         return;
     }
-    let vz = Vz::new(None, &[(TEMPLATE, template())], "");
+    let tpl = Template::busybox();
+    let vz = Vz::new(None, &[(TEMPLATE, &tpl.archive)], "");
     fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec!["create", "601", "--ostemplate", TEMPLATE];
         args.extend_from_slice(extra);
@@ -646,23 +662,13 @@ fn a_create_killed_half_way_is_cleaned_by_destroy() {
     if common::skip() {
         return;
     }
-    // Enough data that unpacking takes a while: the image is mounted meanwhile.
-    static BIG: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let big = &BIG
-        .get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("disk-tpl-")
-                .tempdir()
-                .unwrap();
-            // Written zeroes (not holes): cheap to pack, slow enough to unpack.
-            let archive = make_template(dir.path(), "big-test", |root| {
-                std::fs::write(root.join("zeroes"), vec![0u8; 128 << 20]).unwrap();
-            });
-            (dir, archive)
-        })
-        .1;
+    // Enough data that unpacking takes a while: the image is mounted meanwhile. Written
+    // zeroes (not holes): cheap to pack, slow enough to unpack.
+    let big = Template::new("big-test", |root| {
+        std::fs::write(root.join("zeroes"), vec![0u8; 128 << 20]).unwrap();
+    });
     let fs = VzFs::new(FsKind::Ext4);
-    let vz = Vz::new(Some(&fs.mnt), &[("big-test", big)], "");
+    let vz = Vz::new(Some(&fs.mnt), &[("big-test", &big.archive)], "");
     let mut caught = false;
     for ctid in ["701", "702", "703"] {
         vz.ctids.borrow_mut().push(ctid.to_string());
