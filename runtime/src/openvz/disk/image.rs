@@ -335,6 +335,11 @@ pub fn fit(image: &Path, root: &Path, want: Capacity, may_remount: bool) -> io::
         let for_bytes = (byte_deficit as u128 * size as u128 / have.bytes.max(1) as u128) as u64;
         let for_inodes = inode_deficit.saturating_mul(size / have_inodes.max(1));
         let new_size = round_up(size + for_bytes.max(for_inodes), 4096);
+        super::note(format_args!(
+            "Growing {} to {} MiB...",
+            image.display(),
+            new_size >> 20
+        ));
         if can_grow_online() {
             let device = loopdev::find(image).into_iter().next().ok_or_else(|| {
                 io::Error::other(format!("no loop device serves {}", image.display()))

@@ -211,6 +211,14 @@ impl DiskRequest {
     }
 }
 
+/// A line about a step that may take a while, on a terminal only.
+pub(crate) fn note(message: impl std::fmt::Display) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("{message}");
+    }
+}
+
 // ---------------------------------------------------------------- checks
 
 fn quota_error(message: String) -> VzError {
@@ -600,6 +608,9 @@ fn apply_simfs(ctid: Ctid, private: &Path, cfg: &DiskConfig) -> VzResult<()> {
         // Moving the files into the project charges it: no limits until that is done.
         quota::set_limits(private, QuotaType::Project, id, (0, 0), (0, 0))
             .map_err(|e| fail("reset the project quota", e))?;
+        note(format_args!(
+            "Counting the files of container {ctid} in its project quota..."
+        ));
         quota::tag_tree(private, id).map_err(|e| fail("set project ids", e))?;
     }
     set_project_limits(private, id, cfg).map_err(|e| fail("set the project quota", e))
