@@ -38,9 +38,11 @@ fi
 root=$(readlink -f "$root")
 out=$(mktemp -d /var/tmp/vzbuild-bench.XXXXXX)
 cleanup() {
+  set +e
   buildah --root "$out/st/root" --runroot "$out/st/run" rm -a >/dev/null 2>&1 || true
   findmnt -rn -o TARGET | grep "^$out" | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$out"
+  return 0
 }
 trap cleanup EXIT
 mkdir -p "$out/st/tmp"

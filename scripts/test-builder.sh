@@ -17,7 +17,8 @@
 #   - consumers: skopeo copy, umoci unpack, podman load + run, ctr image
 #     import + run, with private storage, state and sockets.
 # Debian roots are cached in /var/cache/vzrun-tests/vzbuild keyed by their
-# recipe (VZBUILD_TEST_NO_CACHE=1 rebuilds them); everything else lives in a
+# recipe (VZBUILD_TEST_NO_CACHE=1 rebuilds them; missing ones are bootstrapped
+# in the background while the other tests run); everything else lives in a
 # temporary directory that is removed, with mounts and daemons, on exit.
 set -uo pipefail
 export LC_ALL=C.UTF-8
@@ -32,21 +33,15 @@ done
 
 export SOURCE_DATE_EPOCH=1735689600
 start=$(date +%s)
+. "$repo/scripts/lib/engines.sh"
 work=$(mktemp -d /var/tmp/vzbuild-test.XXXXXX)
-ctd_pid=
-podman_args=()
 
 cleanup() {
   set +e
-  if [ ${#podman_args[@]} -gt 0 ]; then
-    podman "${podman_args[@]}" rm -af >/dev/null 2>&1
-    podman "${podman_args[@]}" rmi -af >/dev/null 2>&1
-  fi
-  if [ -n "$ctd_pid" ]; then
-    ctr --address "$work/ctd/ctd.sock" -n vzbuild-test tasks kill -s KILL vzb-ctr >/dev/null 2>&1
-    ctr --address "$work/ctd/ctd.sock" -n vzbuild-test containers rm vzb-ctr >/dev/null 2>&1
-    kill "$ctd_pid" 2>/dev/null; wait "$ctd_pid" 2>/dev/null
-  fi
+  for pid in ${deb_pids[@]:-}; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  rm -rf /var/cache/vzrun-tests/vzbuild/*.tmp
+  podman_teardown "$work/podman" 2>/dev/null
+  containerd_stop "$work/ctd" 2>/dev/null
   # Anything still mounted below the work dir (tmpfs, overlays, shm).
   findmnt -rn -o TARGET | grep "^$work" | sort -r | while read -r m; do umount -l "$m"; done
   rm -rf "$work"
@@ -74,6 +69,40 @@ echo "== build"
 cd "$repo"
 cargo build --release -q -p vzbuild || { echo "build failed" >&2; exit 1; }
 vzbuild=$repo/target/release/vzbuild
+# Debian roots: cached by recipe, SOURCE_DATE_EPOCH and mmdebstrap version;
+# missing ones are bootstrapped in the background (mostly network and dpkg
+# time) while the other tests run. debian-12-minimal is bootstrapped twice,
+# separately, for the reproducibility proof.
+declare -A deb_dir deb_pids
+deb_start() { # RECIPE COUNT
+  local recipe=$1 count=$2 key dir x
+  key=$( (cat "templates/$recipe.recipe"; echo "$SOURCE_DATE_EPOCH $count"; mmdebstrap --version) | sha256sum | cut -c1-16)
+  dir=/var/cache/vzrun-tests/vzbuild/$recipe-$key
+  deb_dir[$recipe]=$dir
+  deb_pids[$recipe]=
+  [ "${VZBUILD_TEST_NO_CACHE:-0}" != 1 ] && [ -e "$dir/done" ] && return 0
+  # Entries of older recipe versions are dropped.
+  rm -rf "/var/cache/vzrun-tests/vzbuild/$recipe-"*; mkdir -p "$dir.tmp"
+  for x in a b; do
+    [ $x = b ] && [ "$count" = 1 ] && continue
+    echo "   bootstrapping $recipe ($x) in the background"
+    $vzbuild bootstrap "templates/$recipe.recipe" "$dir.tmp/$x" >"$work/boot-$recipe-$x.log" 2>&1 &
+    deb_pids[$recipe]+=" $!"
+  done
+}
+deb_wait() { # RECIPE: waits for its bootstraps (run in this shell, not in $(...))
+  local recipe=$1 dir=${deb_dir[$1]} pids=${deb_pids[$1]} pid failed=0
+  [ -z "$pids" ] && return 0
+  for pid in $pids; do wait "$pid" || failed=1; done
+  deb_pids[$recipe]=
+  if [ $failed = 1 ]; then
+    tail -20 "$work"/boot-"$recipe"-*.log; rm -rf "$dir.tmp"; return 1
+  fi
+  touch "$dir.tmp/done"; mv "$dir.tmp" "$dir"
+}
+deb_start debian-12-minimal 2
+deb_start debian-12-systemd 1
+
 echo "== cargo test (unit, integration, doc)"
 check "cargo test -p vzbuild" cargo test --release -q -p vzbuild
 
@@ -133,23 +162,8 @@ SOURCE_DATE_EPOCH=1767225600 $vzbuild pack "$bb" -o "$work/r7.oci.tar" --source 
 check "another SOURCE_DATE_EPOCH changes the digest" sh -c "! cmp -s '$work/r1.oci.tar' '$work/r7.oci.tar'"
 
 echo "== Debian roots (two separate mmdebstrap bootstraps, cached by recipe)"
-deb_root() { # RECIPE -> prints the cache dir holding a/ and b/ (or only a/)
-  local recipe=$1 count=$2 key dir
-  key=$( (cat "templates/$recipe.recipe"; echo "$SOURCE_DATE_EPOCH $count"; mmdebstrap --version) | sha256sum | cut -c1-16)
-  dir=/var/cache/vzrun-tests/vzbuild/$recipe-$key
-  if [ "${VZBUILD_TEST_NO_CACHE:-0}" = 1 ] || [ ! -e "$dir/done" ]; then
-    # Entries of older recipe versions are dropped.
-    rm -rf "/var/cache/vzrun-tests/vzbuild/$recipe-"*; mkdir -p "$dir.tmp.$$"
-    for x in a b; do
-      [ $x = b ] && [ "$count" = 1 ] && continue
-      echo "   bootstrapping $recipe ($x)..." >&2
-      $vzbuild bootstrap "templates/$recipe.recipe" "$dir.tmp.$$/$x" >&2 || { rm -rf "$dir.tmp.$$"; return 1; }
-    done
-    touch "$dir.tmp.$$/done"; mv "$dir.tmp.$$" "$dir"
-  fi
-  echo "$dir"
-}
-if deb=$(deb_root debian-12-minimal 2); then
+if deb_wait debian-12-minimal; then
+  deb=${deb_dir[debian-12-minimal]}
   ok "bootstrap debian-12-minimal twice"
   $vzbuild pack "$deb/a" --flavour minimal --cache-dir "$work/cache" --source recipe:debian-12-minimal >"$work/deb-a.log" 2>"$work/deb-a.err"
   check "pack Debian root A into the cache" test -f "$work/cache/debian-12-x86_64-minimal/20250101.oci.tar"
@@ -166,7 +180,8 @@ if deb=$(deb_root debian-12-minimal 2); then
 else
   bad "bootstrap debian-12-minimal twice"
 fi
-if sysd=$(deb_root debian-12-systemd 1); then
+if deb_wait debian-12-systemd; then
+  sysd=${deb_dir[debian-12-systemd]}
   ok "bootstrap debian-12-systemd"
   check "pack the systemd root" $vzbuild pack "$sysd/a" --flavour systemd --cache-dir "$work/cache" -q
   check "systemd template: init and stop signal in the config" sh -c "skopeo inspect --config oci-archive:'$work/cache/debian-12-x86_64-systemd/20250101.oci.tar' | grep -q SIGRTMIN+3"
@@ -198,6 +213,12 @@ PY
 refuse "verify refuses a tampered layer" 3 "digest mismatch|does not decompress" $vzbuild verify "$work/tampered.oci.tar"
 refuse "unpack refuses a tampered layer" 3 "digest mismatch|does not decompress" $vzbuild unpack "$work/tampered.oci.tar" "$work/tampered-out"
 check "nothing left by the refused unpack" sh -c "test ! -e '$work/tampered-out' && ! ls -a '$work' | grep -q 'tampered-out.vzbuild-unpack'"
+
+true & dead=$!; wait $dead
+touch "$work/cache/bb-test/.1.9.1.oci.tar.tmp-$dead"; mkdir -p "$work/.bb-stale.vzbuild-unpack-$dead/usr"
+$vzbuild pack "$bb" --name bb-test --version 1.9.1 --cache-dir "$work/cache" -q >/dev/null 2>&1
+$vzbuild unpack bb-test:1.9.1 "$work/bb-stale" --cache-dir "$work/cache" >/dev/null 2>&1
+check "leftovers of a killed pack/unpack are removed" sh -c "test ! -e '$work/cache/bb-test/.1.9.1.oci.tar.tmp-$dead' && test ! -e '$work/.bb-stale.vzbuild-unpack-$dead' && test -d '$work/bb-stale/usr'"
 
 echo "== bad input"
 refuse "missing root directory" 1 "No such file or directory" $vzbuild pack "$work/nope" -o "$work/x.oci.tar"
@@ -233,62 +254,22 @@ fi
 skopeo copy -q "oci-archive:$work/bb.oci.tar" "oci:$work/oci-bb:t" && umoci unpack --image "$work/oci-bb:t" "$work/bundle-bb" >/dev/null 2>&1
 check "umoci on the tricky root: all but holes identical" diff <(no_holes "$work/bb-out") <(no_holes "$work/bundle-bb/rootfs")
 
-# podman: private configuration and storage (no host state touched).
-pd=$work/podman; mkdir -p "$pd/tmp"
-cat > "$pd/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "none"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$pd/events.log"
-lock_type = "file"
-runtime = "runc"
-runtime_supports_json = ["runc"]
-tmp_dir = "$pd/tmp"
-CONF
-cat > "$pd/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$pd/root"
-runroot = "$pd/run"
-CONF
-export CONTAINERS_CONF=$pd/containers.conf CONTAINERS_STORAGE_CONF=$pd/storage.conf
-podman_args=(--root "$pd/root" --runroot "$pd/run")
-podman "${podman_args[@]}" load -q -i "$tmpl" >"$work/podman-load.log" 2>&1
-img=$(sed -n 's/^Loaded image[s]*: *//p' "$work/podman-load.log" | head -1)
+# podman and containerd: private instances (scripts/lib/engines.sh), runc as the runtime.
+ENGINES_QUIET=1 podman_setup "$work/podman" "$(command -v runc)" runc
+img=$(podman_cmd load -q -i "$tmpl" 2>&1 | sed -n 's/^Loaded image[s]*: *//p' | head -1)
 check "podman load" test -n "$img"
 if [ -n "$img" ]; then
-  podman "${podman_args[@]}" run --rm --network none "$img" /bin/sh -c 'cat /etc/os-release; id -u' >"$work/podman-run.log" 2>&1
+  podman_cmd run --rm "$img" /bin/sh -c 'cat /etc/os-release; id -u' >"$work/podman-run.log" 2>&1
   check "podman run the template" grep -Eq '^ID=(debian|busybox)' "$work/podman-run.log"
 fi
-unset CONTAINERS_CONF CONTAINERS_STORAGE_CONF
 
-# containerd: private config, root, state and sockets, stopped by pid.
-cd_dir=$work/ctd; mkdir -p "$cd_dir"
-cat > "$cd_dir/config.toml" <<CONF
-version = 2
-root = "$cd_dir/root"
-state = "$cd_dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$cd_dir/ctd.sock"
-[ttrpc]
-  address = "$cd_dir/ctd-ttrpc.sock"
-[debug]
-  address = "$cd_dir/debug.sock"
-CONF
-containerd --config "$cd_dir/config.toml" >"$cd_dir/log" 2>&1 &
-ctd_pid=$!
-ctr=(ctr --address "$cd_dir/ctd.sock" -n vzbuild-test)
-for _ in $(seq 50); do "${ctr[@]}" version >/dev/null 2>&1 && break; sleep 0.2; done
-check "private containerd started" "${ctr[@]}" version
-check "ctr image import" "${ctr[@]}" images import --base-name localhost/vzbuild-test "$tmpl"
-ref=$("${ctr[@]}" images ls -q | grep '^localhost/vzbuild-test' | head -1)
+ENGINES_QUIET=1 containerd_start "$work/ctd"
+check "private containerd started" ctr_cmd version
+check "ctr image import" ctr_cmd images import --base-name localhost/vzbuild-test "$tmpl"
+ref=$(ctr_cmd images ls -q | grep '^localhost/vzbuild-test' | head -1)
 check "ctr image named by ref.name" test "$ref" = "localhost/vzbuild-test:20250101"
 if [ -n "$ref" ]; then
-  check "ctr run the template" sh -c "${ctr[*]} run --rm --runc-binary \"\$(command -v runc)\" '$ref' vzb-ctr /bin/sh -c 'cat /etc/os-release' | grep -Eq '^ID=(debian|busybox)'"
+  check "ctr run the template" sh -c "'$work/ctd/bin/ctr' run --rm --runc-binary \"\$(command -v runc)\" '$ref' vzb-ctr /bin/sh -c 'cat /etc/os-release' | grep -Eq '^ID=(debian|busybox)'"
 fi
 
 echo "== summary"

@@ -2,19 +2,19 @@
 # test-engines.sh - real engines (podman, containerd) driving an OCI runtime, end to end.
 #
 # Usage: scripts/test-engines.sh [options] [RUNTIME_PATH]
-#   RUNTIME_PATH   runtime binary to test (default: target/release/vzrun, built with
-#                  `cargo build --release -p vzrun` when missing or older than the sources)
+#   RUNTIME_PATH   runtime binary to test (default: $VZRUN, else target/release/vzrun, built
+#                  first with `cargo build --release -p vzrun`, a no-op when it is up to date)
 #   --only podman|containerd|systemd   run one group (systemd = the podman --systemd=always boot)
 #   --no-systemd   skip the systemd boot (no Debian image needed then)
 #   --hide-unified hide /sys/fs/cgroup/unified from the engines (crun needs it on this host;
 #                  same as ENGINES_HIDE_UNIFIED=1)
-#   -k, --keep-going-fast   (default) every step runs; the exit status is non-zero if any failed
 #
 # Private podman and containerd instances (scripts/lib/engines.sh) in a temp dir; images built
 # locally (scripts/lib/images.sh): busybox-static, and a Debian 12 minbase + systemd-sysv root
 # cached in /var/cache/vzrun-tests (mmdebstrap, ~20-75 s on the first run). Each step prints
-# PASS/FAIL with its time and, on failure, why (the engine's and runtime's stderr). Ends with
-# "N passed, N failed". Everything made is removed on exit, also on failure or Ctrl-C.
+# PASS/FAIL with its time and, on failure, why (the engine's and runtime's stderr). Every step
+# runs even after a failure; ends with "engines: N passed, N failed" and exits 1 if any failed.
+# Everything made is removed on exit, also on failure or Ctrl-C.
 # Needs root, podman, conmon, containerd, ctr, umoci, mmdebstrap, busybox-static, script.
 set -uo pipefail
 
@@ -30,7 +30,6 @@ while [ $# -gt 0 ]; do
     --only) ONLY=${2:-}; shift ;;
     --no-systemd) SYSTEMD=0 ;;
     --hide-unified) export ENGINES_HIDE_UNIFIED=1 ;;
-    -k | --keep-going-fast) ;;
     -h | --help) usage ;;
     -*) echo "unknown option $1" >&2; usage ;;
     *) [ -z "$RUNTIME" ] || usage; RUNTIME=$1 ;;
@@ -41,6 +40,7 @@ case $ONLY in "" | podman | containerd | systemd) ;; *) echo "--only: podman, co
 [ "$(id -u)" = 0 ] || { echo "test-engines: must run as root" >&2; exit 2; }
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
+RUNTIME=${RUNTIME:-${VZRUN:-}}   # scripts/test.sh exports VZRUN after building the workspace
 if [ -z "$RUNTIME" ]; then
   RUNTIME=$REPO/target/release/vzrun
   echo "test-engines: building vzrun (cargo build --release -p vzrun)" >&2
@@ -211,7 +211,7 @@ p_memory_enforced() {
   P run -d --name m2 --memory 32m --memory-swap 32m "$BB" \
     sh -c 'tail -c 200000000 /dev/zero; echo "tail exited $?"; sleep 1000' >/dev/null || fail "run --memory failed" || return 1
   cg=$(podman_container_cgroup m2 memory) || return 1
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     out=$(P logs m2 2>&1 | grep '^tail exited')
     [ -n "$out" ] && break
     sleep 0.1
@@ -233,7 +233,7 @@ p_pids() {
   cg=$(podman_container_cgroup p1 pids) || return 1
   v=$(cat "$cg/pids.max")
   expect_eq "$cg/pids.max" "$v" 10 || return 1
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     P logs p1 2>/dev/null | grep -q forked && break
     sleep 0.1
   done
@@ -259,10 +259,10 @@ p_tty() {
 
 # ================================================================ podman --systemd=always
 SD_BOOT_S=60
+# SD_TAR: built (or found in the cache) before the steps run, so mmdebstrap's progress shows
 sd_image() {
-  local tar
-  tar=$(images_debian_tar systemd-sysv) || fail "cannot build the Debian image" || return 1
-  P import -q --change 'CMD=["/sbin/init"]' "$tar" "$SD" >/dev/null || fail "podman import of $tar failed"
+  [ -n "$SD_TAR" ] || fail "no Debian image: mmdebstrap failed (see above)" || return 1
+  P import -q --change 'CMD=["/sbin/init"]' "$SD_TAR" "$SD" >/dev/null || fail "podman import of $SD_TAR failed"
 }
 
 # podman's defaults for systemd mode on cgroup v1: the host's cgroup namespace, no CAP_SYS_ADMIN,
@@ -302,7 +302,11 @@ sd_boot() {
   fi
   case $st in
     running | degraded) ;;
-    *) fail "systemd state: '$st' after $((t1 - t0)) ms"
+    *) if [ "$(P inspect --format '{{.State.Status}}' sd1)" != running ]; then
+         fail "the container exited with status $(P inspect --format '{{.State.ExitCode}}' sd1) after $((t1 - t0)) ms"
+       else
+         fail "systemd state: '$st' after $((t1 - t0)) ms"
+       fi
        P logs sd1 2>&1 | tail -n 10 >>"$ERR"
        return 1 ;;
   esac
@@ -339,6 +343,11 @@ sd_stop() {
   local t0 t1 st sig id left
   sig=$(P inspect --format '{{.Config.StopSignal}}' sd1)
   id=$(P inspect --format '{{.Id}}' sd1)
+  st=$(P inspect --format '{{.State.Status}} {{.State.ExitCode}}' sd1)
+  case $st in
+    running*) ;;
+    *) fail "nothing to stop: the container is '$st'"; P rm -f -t 0 sd1 >/dev/null; return 1 ;;
+  esac
   t0=$(ms)
   P stop -t 20 sd1 >/dev/null || fail "podman stop failed" || return 1
   t1=$(ms)
@@ -412,7 +421,7 @@ c_exec() {
 c_kill_term() {
   local st i
   C task kill -s SIGTERM c2 || fail "ctr task kill failed" || return 1
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     st=$(C task ls | awk '$1 == "c2" { print $3 }')
     [ "$st" = STOPPED ] && break
     sleep 0.05
@@ -429,7 +438,7 @@ c_kill_kill() {
   local pid rc i cg
   C run --runc-binary "$RUNTIME" "$BB" c3 sleep 1000 >/dev/null 2>>"$ERR" &
   pid=$!
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 400; i++)); do
     C task ls | awk '$1 == "c3" { print $3 }' | grep -qx RUNNING && break
     sleep 0.05
   done
@@ -474,6 +483,7 @@ if want podman || want systemd; then
     step "podman: -t gives a terminal" p_tty
   fi
   if [ $SYSTEMD = 1 ] && want systemd; then
+    SD_TAR=$(images_debian_tar systemd-sysv) || SD_TAR=""
     step "podman: Debian 12 systemd image (mmdebstrap, cached)" sd_image
     step "podman: --systemd=always boots to running/degraded" sd_boot
     step "podman: systemd is PID 1, container=, own cgroupns and cgroups" sd_check

@@ -17,13 +17,11 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "build"
-cargo build --workspace --release --quiet
 export VZRUN=$PWD/target/release/vzrun
-
 before=$(bash scripts/host-state.sh)
 
-step "unit tests"
+# One release build serves everything: the tests, and the binaries the scripts below use.
+step "build, unit and integration tests"
 cargo test --workspace --release --quiet -- --test-threads=2
 
 for suite in scripts/test-*.sh; do

@@ -5,8 +5,8 @@
 //! compressed on its own by a pool of workers into a complete gzip member
 //! (libdeflate) or zstd frame; members/frames are written in order. Concatenated
 //! gzip members and zstd frames are standard (RFC 1952 section 2.2, RFC 8878
-//! section 3.1), and the same approach is used by eStargz layers. Meanwhile one
-//! thread hashes the uncompressed stream (the OCI `diff_id`) and the writer
+//! section 3.1), and the same approach is used by eStargz layers. Chunks are
+//! hashed as they are handed out (the OCI `diff_id`), and the writer thread
 //! hashes the compressed bytes (the blob digest) as they go to disk.
 
 use sha2::{Digest, Sha256};
@@ -57,7 +57,8 @@ pub struct LayerStats {
     pub uncompressed_size: u64,
 }
 
-type Job = (u64, Arc<Vec<u8>>);
+type Job = (u64, Vec<u8>);
+type Done = (u64, io::Result<Vec<u8>>);
 
 enum Coder {
     Gzip(libdeflater::Compressor),
@@ -105,11 +106,12 @@ pub struct ParallelEncoder<W: Write + Send + 'static> {
     chunk: usize,
     next_index: u64,
     total_in: u64,
-    hash_tx: Option<SyncSender<Arc<Vec<u8>>>>,
+    /// sha256 of the uncompressed stream, updated as chunks are dispatched
+    /// (in order, by the producing thread: no extra hand-off or copy).
+    diff_hash: Sha256,
     job_tx: Option<SyncSender<Job>>,
-    hasher: Option<JoinHandle<(String, u64)>>,
     workers: Vec<JoinHandle<io::Result<()>>>,
-    writer: Option<JoinHandle<io::Result<(W, String, u64)>>>,
+    writer: Option<JoinHandle<io::Result<WriterResult<W>>>>,
     /// Compressed bytes written so far (for progress).
     pub written: Arc<AtomicU64>,
 }
@@ -122,20 +124,9 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
         // Validate the level before starting threads.
         Coder::new(compression)?;
 
-        let (hash_tx, hash_rx) = sync_channel::<Arc<Vec<u8>>>(2);
-        let hasher = std::thread::spawn(move || {
-            let mut h = Sha256::new();
-            let mut n = 0u64;
-            for c in hash_rx {
-                h.update(&c[..]);
-                n += c.len() as u64;
-            }
-            (hex(&h.finalize()), n)
-        });
-
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done_rx) = sync_channel::<(u64, io::Result<Vec<u8>>)>(threads * 2);
+        let (done_tx, done_rx) = sync_channel::<Done>(threads);
         let mut workers = Vec::new();
         for _ in 0..threads {
             let rx = Arc::clone(&job_rx);
@@ -162,9 +153,8 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
             chunk,
             next_index: 0,
             total_in: 0,
-            hash_tx: Some(hash_tx),
+            diff_hash: Sha256::new(),
             job_tx: Some(job_tx),
-            hasher: Some(hasher),
             workers,
             writer: Some(writer),
             written,
@@ -175,18 +165,11 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = Arc::new(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(self.chunk),
-        ));
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.chunk));
+        self.diff_hash.update(&data);
         let idx = self.next_index;
         self.next_index += 1;
         let broken = || io::Error::other("compression pipeline stopped");
-        self.hash_tx
-            .as_ref()
-            .ok_or_else(broken)?
-            .send(Arc::clone(&data))
-            .map_err(|_| broken())?;
         if self
             .job_tx
             .as_ref()
@@ -201,7 +184,6 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
     }
 
     fn shutdown(&mut self) -> io::Result<(W, LayerStats)> {
-        self.hash_tx.take();
         self.job_tx.take();
         let mut first_err = None;
         for w in self.workers.drain(..) {
@@ -221,13 +203,9 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
             .ok_or_else(|| io::Error::other("pipeline already finished"))?
             .join()
             .map_err(|_| io::Error::other("writer panicked"))?;
-        let (diff_id, n_in) = self
-            .hasher
-            .take()
-            .ok_or_else(|| io::Error::other("pipeline already finished"))?
-            .join()
-            .map_err(|_| io::Error::other("hasher panicked"))?;
         let (out, digest, n_out) = written?;
+        let diff_id = hex(&std::mem::take(&mut self.diff_hash).finalize());
+        let n_in = self.total_in;
         if let Some(e) = first_err {
             return Err(e);
         }
@@ -246,9 +224,17 @@ impl<W: Write + Send + 'static> ParallelEncoder<W> {
     /// the layer's digests.
     pub fn finish(mut self) -> io::Result<(W, LayerStats)> {
         self.dispatch()?;
-        let (w, stats) = self.shutdown()?;
-        debug_assert_eq!(stats.uncompressed_size, self.total_in);
-        Ok((w, stats))
+        self.shutdown()
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for ParallelEncoder<W> {
+    /// On an error path (no `finish`), stop and join the threads rather than
+    /// leave them running detached.
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = self.shutdown();
+        }
     }
 }
 
@@ -269,11 +255,15 @@ impl<W: Write + Send + 'static> Write for ParallelEncoder<W> {
     }
 }
 
+/// (sink, compressed digest, compressed size).
+type WriterResult<W> = (W, String, u64);
+
+/// Writes compressed chunks in order, hashing them (the blob digest).
 fn writer_loop<W: Write>(
     mut out: W,
-    rx: Receiver<(u64, io::Result<Vec<u8>>)>,
+    rx: Receiver<Done>,
     written: Arc<AtomicU64>,
-) -> io::Result<(W, String, u64)> {
+) -> io::Result<WriterResult<W>> {
     let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut next = 0u64;
     let mut h = Sha256::new();

@@ -81,7 +81,7 @@ pub fn write_archive(
     compression: Compression,
     threads: usize,
     meta: &ImageMeta,
-    out_counter: Option<Arc<AtomicU64>>,
+    progress: Option<Arc<crate::progress::Counters>>,
     write_layer: impl FnOnce(&mut ParallelEncoder<File>) -> Result<()>,
 ) -> Result<(File, Written)> {
     let werr = |e: io::Error| Error::io("writing template", e);
@@ -94,12 +94,14 @@ pub fn write_archive(
     file.write_all(&[0u8; tarfmt::BLOCK]).map_err(werr)?;
 
     let mut enc = ParallelEncoder::new(file, compression, threads).map_err(werr)?;
-    if let Some(c) = out_counter {
-        // Progress reads the encoder's own counter.
+    if let Some(c) = progress {
+        // Mirror the encoder's byte counter into the progress display until
+        // the encoder and its writer thread are gone.
         let w = Arc::clone(&enc.written);
         std::thread::spawn(move || {
             while Arc::strong_count(&w) > 1 {
-                c.store(w.load(Ordering::Relaxed), Ordering::Relaxed);
+                c.out_bytes
+                    .store(w.load(Ordering::Relaxed), Ordering::Relaxed);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         });

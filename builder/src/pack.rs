@@ -169,6 +169,8 @@ pub fn pack(root: &Path, output: &Output, opts: &PackOptions) -> Result<Packed> 
         .ok_or_else(|| Error::Invalid(format!("bad output path {}", dest.display())))?
         .to_string_lossy()
         .to_string();
+    // A pack killed by a signal leaves its hidden temporary file behind.
+    crate::util::remove_stale(&parent, &format!(".{fname}.tmp-"));
     let tmp = parent.join(format!(".{fname}.tmp-{}", std::process::id()));
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -239,7 +241,6 @@ pub fn pack(root: &Path, output: &Output, opts: &PackOptions) -> Result<Packed> 
         opts.threads
     };
     let counters = Arc::new(Counters::default());
-    let out_counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let show = progress::wanted(opts.progress);
     let report;
     let written;
@@ -261,7 +262,7 @@ pub fn pack(root: &Path, output: &Output, opts: &PackOptions) -> Result<Packed> 
             opts.compression,
             threads,
             &image_meta,
-            Some(out_counter),
+            Some(Arc::clone(&counters)),
             |enc| {
                 rep = Some(write_tree(root, enc, &walk_opts, c2)?);
                 Ok(())

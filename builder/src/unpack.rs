@@ -93,7 +93,10 @@ pub fn unpack_archive(
     };
     let mut stage_name = b".".to_vec();
     stage_name.extend_from_slice(target_name.as_bytes());
-    stage_name.extend_from_slice(format!(".vzbuild-unpack-{}", std::process::id()).as_bytes());
+    stage_name.extend_from_slice(b".vzbuild-unpack-");
+    // An unpack killed by a signal leaves its staging directory behind.
+    crate::util::remove_stale(parent, &String::from_utf8_lossy(&stage_name));
+    stage_name.extend_from_slice(std::process::id().to_string().as_bytes());
     let stage = parent.join(OsStr::from_bytes(&stage_name));
     std::fs::create_dir(&stage).map_err(|e| Error::io_path("creating", &stage, e))?;
     std::fs::set_permissions(&stage, std::fs::Permissions::from_mode(0o700))

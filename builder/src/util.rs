@@ -165,6 +165,38 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     x.cmp(y)
 }
 
+/// Removes leftovers of interrupted runs in `dir`: entries named
+/// `<prefix><pid>` (our temporary files and staging directories) whose
+/// process no longer exists. Best effort: errors are ignored.
+pub fn remove_stale(dir: &std::path::Path, prefix: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid <= 0 || pid as u32 == std::process::id() {
+            continue;
+        }
+        let alive = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(()) => true,
+            Err(e) => e != nix::errno::Errno::ESRCH,
+        };
+        if !alive {
+            let p = ent.path();
+            let _ = match ent.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+                _ => std::fs::remove_file(&p),
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

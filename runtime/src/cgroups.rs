@@ -284,6 +284,55 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// On a hybrid host the hugetlb controller lives in the unified hierarchy, where
+/// libcgroups' v1 manager cannot reach it (it would refuse the whole spec). True when
+/// hugepage limits must go there.
+pub fn hugetlb_is_unified_only() -> bool {
+    let layout = Layout::detect();
+    !layout.is_unified()
+        && !layout.v1.contains_key("hugetlb")
+        && layout
+            .unified
+            .as_ref()
+            .and_then(|u| fs::read_to_string(u.join("cgroup.controllers")).ok())
+            .is_some_and(|c| c.split_whitespace().any(|x| x == "hugetlb"))
+}
+
+/// Writes hugepage limits (page size like "2MB", limit in bytes) into the container's
+/// cgroup of the unified hierarchy, enabling the controller on the way down.
+pub fn apply_unified_hugetlb(cgroup_path: &Path, limits: &[(String, i64)]) -> Result<()> {
+    let layout = Layout::detect();
+    let unified = layout
+        .unified
+        .as_ref()
+        .ok_or_else(|| Error::Cgroup("no unified hierarchy for hugetlb".into()))?;
+    let relative = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    let target = unified.join(relative);
+    fs::create_dir_all(&target)
+        .map_err(|e| Error::io(format!("create {}", target.display()), e))?;
+    let mut dir = unified.clone();
+    for component in relative.components() {
+        let control = dir.join("cgroup.subtree_control");
+        let enabled = fs::read_to_string(&control).unwrap_or_default();
+        if !enabled.split_whitespace().any(|c| c == "hugetlb") {
+            fs::write(&control, "+hugetlb")
+                .map_err(|e| Error::io(format!("enable hugetlb in {}", control.display()), e))?;
+        }
+        dir.push(component);
+    }
+    for (size, limit) in limits {
+        let file = target.join(format!("hugetlb.{size}.max"));
+        let value = if *limit < 0 {
+            "max".to_string()
+        } else {
+            limit.to_string()
+        };
+        fs::write(&file, &value)
+            .map_err(|e| Error::io(format!("write {} = {value}", file.display()), e))?;
+    }
+    Ok(())
+}
+
 /// Membership of the calling process in the hierarchies libcgroups does not manage (v1
 /// named hierarchies such as name=systemd, and the unified one on hybrid hosts). The
 /// container's processes inherit it, so they are inside the container's cgroup there too

@@ -6,12 +6,12 @@
 
 pub mod cgroups;
 pub mod container;
-pub mod copyup;
 pub mod error;
 pub mod executor;
 pub mod foreground;
 pub mod logging;
 pub mod mountinfo;
+pub mod mountsetup;
 pub mod openvz;
 pub mod prepare;
 pub mod procfs;

@@ -177,7 +177,7 @@ fn simfs_limits(kind: FsKind) {
     };
     let tpl = Template::busybox();
     let fs = VzFs::new(kind);
-    let vz = Vz::new(Some(&fs.mnt), &[(TEMPLATE, &tpl.archive)], "");
+    let vz = Vz::custom(Some(&fs.mnt), &[(TEMPLATE, &tpl.archive)], "");
     let create_limited = [
         "create",
         a,
@@ -208,7 +208,7 @@ fn simfs_limits(kind: FsKind) {
         );
         assert!(!conf(&vz, a).contains("DISKSPACE=\"20480"));
         // DISK_QUOTA=no in vz.conf: the first level is off, limits are only recorded.
-        let off = Vz::new(
+        let off = Vz::custom(
             Some(&fs.mnt),
             &[(TEMPLATE, &tpl.archive)],
             "DISK_QUOTA=no\n",
@@ -344,7 +344,7 @@ fn ploop_image_limits_and_growth() {
     let tpl = Template::busybox();
     let fs = VzFs::new(FsKind::Ext4);
     // The layout is chosen per VZ root, in vz.conf.
-    let vz = Vz::new(
+    let vz = Vz::custom(
         Some(&fs.mnt),
         &[(TEMPLATE, &tpl.archive)],
         "VE_LAYOUT=ploop\n",
@@ -501,7 +501,7 @@ fn second_level_user_quota_inside() {
     }
     let tpl = Template::busybox();
     let fs = VzFs::new(FsKind::Ext4);
-    let vz = Vz::new(Some(&fs.mnt), &[(TEMPLATE, &tpl.archive)], "");
+    let vz = Vz::custom(Some(&fs.mnt), &[(TEMPLATE, &tpl.archive)], "");
     vz.ok(&[
         "create",
         "501",
@@ -595,7 +595,7 @@ fn bad_disk_values_are_refused_before_anything_changes() {
         return;
     }
     let tpl = Template::busybox();
-    let vz = Vz::new(None, &[(TEMPLATE, &tpl.archive)], "");
+    let vz = Vz::custom(None, &[(TEMPLATE, &tpl.archive)], "");
     fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec!["create", "601", "--ostemplate", TEMPLATE];
         args.extend_from_slice(extra);
@@ -668,7 +668,7 @@ fn a_create_killed_half_way_is_cleaned_by_destroy() {
         std::fs::write(root.join("zeroes"), vec![0u8; 128 << 20]).unwrap();
     });
     let fs = VzFs::new(FsKind::Ext4);
-    let vz = Vz::new(Some(&fs.mnt), &[("big-test", &big.archive)], "");
+    let vz = Vz::custom(Some(&fs.mnt), &[("big-test", &big.archive)], "");
     let mut caught = false;
     for ctid in ["701", "702", "703"] {
         vz.ctids.borrow_mut().push(ctid.to_string());

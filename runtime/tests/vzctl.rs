@@ -5,180 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const VZCTL: &str = env!("CARGO_BIN_EXE_vzctl");
-const VZLIST: &str = env!("CARGO_BIN_EXE_vzlist");
-const TEMPLATE: &str = "busybox-test-x86_64";
-
-/// A busybox root with an inittab, packed once per test run.
-fn template_archive() -> &'static Path {
-    static ARCHIVE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &ARCHIVE
-        .get_or_init(|| {
-            let dir = tempfile::Builder::new().prefix("vzctl-tpl-").tempdir().unwrap();
-            let bundle = dir.path().join("bundle");
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-bundle.sh");
-            let out = Command::new("bash").arg(script).arg(&bundle).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let root = bundle.join("rootfs");
-            std::fs::create_dir_all(root.join("sbin")).unwrap();
-            for applet in ["init", "reboot", "poweroff", "halt"] {
-                std::os::unix::fs::symlink("../bin/busybox", root.join("sbin").join(applet)).unwrap();
-            }
-            std::fs::create_dir_all(root.join("var/log")).unwrap();
-            std::fs::create_dir_all(root.join("run")).unwrap();
-            std::fs::write(
-                root.join("etc/inittab"),
-                "::sysinit:/bin/sh -c 'echo booted >> /var/log/boots'\n::respawn:/bin/sleep 1000000\n::shutdown:/bin/echo going down\n",
-            )
-            .unwrap();
-            std::fs::write(root.join("etc/os-release"), "ID=busybox\nVERSION_ID=1\n").unwrap();
-            std::fs::write(root.join("etc/hostname"), "template\n").unwrap();
-            let archive = dir.path().join("busybox.oci.tar");
-            vzbuild::pack(
-                &root,
-                &vzbuild::Output::File(archive.clone()),
-                &vzbuild::PackOptions {
-                    name: Some(TEMPLATE.into()),
-                    version: Some("1.0".into()),
-                    progress: Some(false),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            (dir, archive)
-        })
-        .1
-}
-
-/// A private VZ installation: etc/vz.conf, template cache, private/root/lock/run dirs.
-struct Vz {
-    dir: tempfile::TempDir,
-    ctids: std::cell::RefCell<Vec<String>>,
-}
-
-impl Vz {
-    fn new() -> Vz {
-        let dir = tempfile::Builder::new()
-            .prefix("vzctl-it-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        std::fs::create_dir_all(d.join("etc/conf")).unwrap();
-        std::fs::write(
-            d.join("etc/vz.conf"),
-            format!(
-                "VE_ROOT={0}/root/$VEID\nVE_PRIVATE={0}/private/$VEID\nTEMPLATE={0}/template\nLOCKDIR={0}/lock\nVZRUN_ROOT={0}/run\nSTOP_TIMEOUT=20\n",
-                d.display()
-            ),
-        )
-        .unwrap();
-        let cache = d.join("template/cache").join(TEMPLATE);
-        std::fs::create_dir_all(&cache).unwrap();
-        std::fs::copy(template_archive(), cache.join("1.0.oci.tar")).unwrap();
-        Vz {
-            dir,
-            ctids: Default::default(),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(program);
-        c.env("VZCTL_ETC", self.path("etc"))
-            .args(args)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn vzctl(&self, args: &[&str]) -> Output {
-        if let Some(ctid) = args.get(1) {
-            if args[0] == "create" {
-                self.ctids.borrow_mut().push(ctid.to_string());
-            }
-        }
-        common::output_via_files(self.command(VZCTL, args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.vzctl(args);
-        assert!(
-            out.status.success(),
-            "vzctl {args:?} failed ({:?}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn code(&self, args: &[&str]) -> i32 {
-        self.vzctl(args).status.code().unwrap_or(-1)
-    }
-
-    fn vzlist(&self, args: &[&str]) -> String {
-        let out = common::output_via_files(self.command(VZLIST, args));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn status(&self, ctid: &str) -> String {
-        self.ok(&["status", ctid]).trim().to_string()
-    }
-
-    fn create_and_start(&self, ctid: &str) {
-        self.ok(&[
-            "create",
-            ctid,
-            "--ostemplate",
-            TEMPLATE,
-            "--hostname",
-            &format!("ct{ctid}"),
-        ]);
-        self.ok(&["start", ctid]);
-    }
-
-    /// Init's pid on the host (from the runtime state of the CT container).
-    fn init_pid(&self, ctid: &str) -> Option<i64> {
-        let out = Command::new(common::VZRUN)
-            .arg("--root")
-            .arg(self.path("run"))
-            .args(["state", ctid])
-            .output()
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["pid"].as_i64().filter(|p| *p > 0)
-    }
-}
-
-impl Drop for Vz {
-    fn drop(&mut self) {
-        for ctid in self.ctids.borrow().iter() {
-            let _ = self.vzctl(&["stop", "--fast", ctid]);
-            let _ = self.vzctl(&["destroy", ctid]);
-        }
-        // Whatever a failed test left: unmount roots so the temp dir can go.
-        for m in vzrun::mountinfo::mount_points().iter().rev() {
-            if m.starts_with(self.dir.path()) {
-                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::vz::{wait_for, Vz, TEMPLATE, VZCTL};
 
 #[test]
 fn create_validates_and_writes_the_config() {
@@ -463,7 +293,10 @@ fn vzlist_columns_json_and_filters() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["ctid"], 106);
     assert_eq!(rows[0]["status"], "running");
-    assert!(rows[0]["numproc"].as_u64().unwrap() >= 2, "init + sleep");
+    assert!(
+        rows[0]["numproc"]["held"].as_u64().unwrap() >= 2,
+        "init + sleep"
+    );
     assert_eq!(rows[1]["name"], "cold");
     assert_eq!(rows[1]["hostname"], "stopped.example");
     vz.ok(&["stop", "106"]);

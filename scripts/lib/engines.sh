@@ -139,7 +139,15 @@ _eng_write_wrapper() {
   chmod 755 "$dir/bin/$name"
 }
 
-# _eng_kill_ns DIR: SIGKILL every process in the namespace, the holder last; wait until gone.
+# _eng_alive PID: the process exists and is not a zombie (a zombie still accepts kill(2)).
+_eng_alive() {
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+# _eng_kill_ns DIR: SIGKILL every process in the namespace (the holder too); wait until gone.
 _eng_kill_ns() {
   local dir=$1 mnt p i left
   mnt=$(cat "$dir/ns/mnt-id" 2>/dev/null) || return 0
@@ -154,6 +162,7 @@ _eng_kill_ns() {
     for p in /proc/[0-9]*; do
       [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$mnt" ] || continue
       [ "${p#/proc/}" = "$BASHPID" ] && continue
+      _eng_alive "${p#/proc/}" || continue
       kill -KILL "${p#/proc/}" 2>/dev/null && left=1
     done
     [ $left = 0 ] && return 0
@@ -174,7 +183,7 @@ _eng_reap_cgroups() {
       while IFS= read -r line; do
         for rel in "$@"; do
           case "${line#*:*:}" in
-            "/$rel" | "/$rel"/*) kill -KILL "${p#/proc/}" 2>/dev/null && left=1 ;;
+            "/$rel" | "/$rel"/*) _eng_alive "${p#/proc/}" && kill -KILL "${p#/proc/}" 2>/dev/null && left=1 ;;
           esac
         done
       done 2>/dev/null <"$p/cgroup"

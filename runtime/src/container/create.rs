@@ -51,8 +51,10 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<Created> {
         ));
     }
     let annotations = loaded.spec.annotations().clone().unwrap_or_default();
+    // OpenVZ semantics asked for by engines (org.openvz.* annotations).
+    let (spec, rootfs) = crate::openvz::annotations::apply(loaded.spec, loaded.rootfs)?;
     let exe = rt.executable()?;
-    let prepared = prepare::prepare(loaded.spec, id, &loaded.rootfs, &exe)?;
+    let prepared = prepare::prepare(spec, id, &rootfs, &exe)?;
 
     let lock = dir.create_locked()?;
     let mut state = ContainerState {
@@ -62,7 +64,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<Created> {
         pid: None,
         pid_start_time: None,
         bundle: loaded.bundle.clone(),
-        rootfs: loaded.rootfs.clone(),
+        rootfs: rootfs.clone(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         owner: nix::unistd::geteuid().as_raw(),
         annotations: annotations
@@ -78,6 +80,9 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<Created> {
         store::write_atomic(&dir.file(store::CONFIG_FILE), &config)?;
         state.save(&dir)?;
         let pid = spawn_init(rt, &dir, &state, prepared.spec, opts, annotations)?;
+        if !prepared.unified_hugetlb.is_empty() {
+            cgroups::apply_unified_hugetlb(&state.cgroup_path, &prepared.unified_hugetlb)?;
+        }
         state.pid = Some(pid);
         state.pid_start_time = procfs::stat(pid).map(|s| s.start_time);
         if let Some(pid_file) = &opts.pid_file {

@@ -132,9 +132,11 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
             console_socket: console.as_ref().map(|c| c.as_raw_fd()),
             notify_listener,
             preserve_fds: opts.preserve_fds,
-            // libcontainer wants the container's state for a spec with seccomp (its
-            // listener metadata); without it every exec into such a container fails.
-            container: Some(libcontainer_state(&state, &dir, init_pid)),
+            // libcontainer needs the state when the spec has seccomp (its listener metadata).
+            container: Some(libcontainer::container::Container {
+                state: crate::container::hooks::to_libcontainer(&state, Status::Running),
+                root: dir.path.clone(),
+            }),
             user_ns_config,
             cgroup_config: cgroups::config(&cgroup_path, state.systemd_cgroup, id),
             detached: opts.detach,
@@ -187,31 +189,6 @@ pub fn exec(rt: &Runtime, id: &str, opts: &ExecOptions) -> Result<i32> {
                 .transpose()?;
             foreground::wait(pid, &capture, master)
         }
-    }
-}
-
-/// libcontainer's view of a running container (for seccomp listener metadata).
-fn libcontainer_state(
-    state: &ContainerState,
-    dir: &ContainerDir,
-    init_pid: i32,
-) -> libcontainer::container::Container {
-    libcontainer::container::Container {
-        state: libcontainer::container::State {
-            oci_version: state.oci_version.clone(),
-            id: state.id.clone(),
-            status: libcontainer::container::ContainerStatus::Running,
-            pid: Some(init_pid),
-            bundle: state.bundle.clone(),
-            annotations: Some(state.annotations.clone().into_iter().collect()),
-            created: None,
-            creator: Some(state.owner),
-            use_systemd: state.systemd_cgroup,
-            clean_up_intel_rdt_subdirectory: None,
-            intel_rdt_dir: None,
-            intel_rdt_monitoring_dir: None,
-        },
-        root: dir.path.clone(),
     }
 }
 

@@ -44,6 +44,16 @@ pub fn update(rt: &Runtime, id: &str, update: &Value) -> Result<LinuxResources> 
     // briefly deny devices it uses, and runc's update leaves them alone too.
     let mut to_apply = merged.clone();
     to_apply.set_devices(None);
+    let mut hugetlb = Vec::new();
+    if cgroups::hugetlb_is_unified_only() {
+        hugetlb = to_apply
+            .hugepage_limits()
+            .iter()
+            .flatten()
+            .map(|l| (l.page_size().clone(), l.limit()))
+            .collect();
+        to_apply.set_hugepage_limits(None);
+    }
     let disable_oom_killer = merged
         .memory()
         .as_ref()
@@ -57,6 +67,9 @@ pub fn update(rt: &Runtime, id: &str, update: &Value) -> Result<LinuxResources> 
             freezer_state: None,
         })
         .map_err(|e| Error::Cgroup(chain_message(&e)))?;
+    if !hugetlb.is_empty() {
+        cgroups::apply_unified_hugetlb(&state.cgroup_path, &hugetlb)?;
+    }
 
     linux.set_resources(Some(merged.clone()));
     spec.set_linux(Some(linux));

@@ -39,6 +39,15 @@ pub fn boot(env: &VzEnv, ctid: Ctid) -> VzResult<(i32, OwnedFd)> {
         cgroup_path: translate::cgroup_path(ctid),
     }
     .spec();
+    // Resource limits from the config (docs/RESOURCES.md).
+    let (resources, unenforceable) = super::resources::boot_resources(&ct.conf, &root)?;
+    super::resources::merge_into_spec(&mut spec, &resources)?;
+    if !unenforceable.is_empty() {
+        eprintln!(
+            "container {ctid}: ignoring {}: upstream kernels cannot enforce them",
+            unenforceable.join(", ")
+        );
+    }
     let dropped = translate::restrict_capabilities(&mut spec, &translate::host_bounding_set());
     if !dropped.is_empty() {
         eprintln!(

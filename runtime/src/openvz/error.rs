@@ -6,7 +6,11 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum ExitCode {
+    /// A beancounter (cgroup) limit could not be applied.
+    SetUbcFailed = 1,
     SystemError = 3,
+    /// The running kernel cannot do what was asked (upstream lacks the limit).
+    BadKernel = 5,
     CommandFailed = 8,
     Locked = 9,
     NoGlobalConfig = 10,
@@ -32,6 +36,7 @@ pub enum ExitCode {
     ConfigSaveFailed = 139,
     TemplateNotFound = 91,
     StartFailed = 133,
+    SetIoFailed = 148,
 }
 
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::beancounters::{self, ListResources};
 use super::ct::Ct;
 use super::ctid::Ctid;
 use super::disk::{self, DiskUsage, Limit};
@@ -25,6 +26,8 @@ pub struct Row {
     pub nameserver: Vec<String>,
     pub searchdomain: Vec<String>,
     pub disk: DiskUsage,
+    /// Beancounters and CPU/I/O settings (see `beancounters::ListResources`).
+    pub resources: ListResources,
 }
 
 pub fn row(env: &VzEnv, ctid: Ctid) -> Option<Row> {
@@ -55,6 +58,7 @@ pub fn row(env: &VzEnv, ctid: Ctid) -> Option<Row> {
         } else {
             0
         },
+        resources: ListResources::of(env, &ct, status.running),
         hostname: ct.conf.get("HOSTNAME").unwrap_or("").to_string(),
         name: ct.name().unwrap_or("").to_string(),
         ip: words("IP_ADDRESS"),
@@ -105,13 +109,12 @@ impl Row {
     pub fn field(&self, name: &str) -> Option<String> {
         Some(match name {
             "ctid" | "veid" => self.ctid.to_string(),
-            "numproc" => {
-                if self.status == "running" {
-                    self.numproc.to_string()
-                } else {
-                    "-".into()
-                }
-            }
+            // The beancounter (tasks, as OpenVZ counts) when the cgroup has one.
+            "numproc" => match self.resources.field("numproc") {
+                Some(held) if self.status == "running" && self.resources.running => held,
+                _ if self.status == "running" => self.numproc.to_string(),
+                _ => "-".into(),
+            },
             "status" => self.status.to_string(),
             "ip" => dash(&self.ip.join(" ")),
             "hostname" => dash(&self.hostname),
@@ -123,7 +126,7 @@ impl Row {
             "nameserver" => dash(&self.nameserver.join(" ")),
             "searchdomain" => dash(&self.searchdomain.join(" ")),
             d if d.starts_with("disk") => disk_field(&self.disk, d)?,
-            _ => return None,
+            _ => return self.resources.field(name),
         })
     }
 
@@ -142,11 +145,16 @@ impl Row {
             "nameserver": self.nameserver,
             "searchdomain": self.searchdomain,
             "status": self.status,
-            "numproc": if self.status == "running" { json!(self.numproc) } else { Value::Null },
             "onboot": self.onboot,
         });
         value["diskspace"] = disk_json(self.disk.space_kb, self.disk.space);
         value["diskinodes"] = disk_json(self.disk.inodes, self.disk.diskinodes);
+        // Beancounters as vzlist -j shows them ({held, maxheld, barrier, limit, failcnt}),
+        // numproc among them, and the CPU/I/O settings.
+        value
+            .as_object_mut()
+            .expect("row is an object")
+            .extend(self.resources.json());
         value
     }
 }
@@ -176,16 +184,24 @@ fn disk_json(usage: Option<u64>, limits: Option<disk::SoftHard>) -> Value {
     })
 }
 
+/// (name, header, right-aligned) of a field: the basic ones, then resources'.
+pub fn field_spec(name: &str) -> Option<(String, String, bool)> {
+    FIELDS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(n, h, r)| (n.to_string(), h.to_string(), *r))
+        .or_else(|| {
+            beancounters::list_fields()
+                .into_iter()
+                .find(|(n, _, _)| n == name)
+        })
+}
+
 /// Formats rows as vzlist's table: numeric columns right-aligned.
 pub fn table(rows: &[Row], fields: &[&str], header: bool) -> Result<String, String> {
-    let specs: Vec<&(&str, &str, bool)> = fields
+    let specs: Vec<(String, String, bool)> = fields
         .iter()
-        .map(|f| {
-            FIELDS
-                .iter()
-                .find(|(n, _, _)| n == f)
-                .ok_or_else(|| format!("unknown field {f:?}"))
-        })
+        .map(|f| field_spec(f).ok_or_else(|| format!("unknown field {f:?}")))
         .collect::<Result<_, _>>()?;
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -224,7 +240,7 @@ pub fn table(rows: &[Row], fields: &[&str], header: bool) -> Result<String, Stri
     };
     let mut out = String::new();
     if header {
-        out.push_str(&line(specs.iter().map(|s| s.1).collect()));
+        out.push_str(&line(specs.iter().map(|s| s.1.as_str()).collect()));
     }
     for c in &cells {
         out.push_str(&line(c.iter().map(String::as_str).collect()));
@@ -238,7 +254,7 @@ pub fn sort(rows: &mut [Row], key: &str) -> Result<(), String> {
         Some(k) => (k, true),
         None => (key, false),
     };
-    if !FIELDS.iter().any(|(n, _, _)| *n == key) {
+    if field_spec(key).is_none() {
         return Err(format!("unknown sort field {key:?}"));
     }
     rows.sort_by(|a, b| {
@@ -278,6 +294,7 @@ mod tests {
             nameserver: vec![],
             searchdomain: vec![],
             disk: DiskUsage::default(),
+            resources: ListResources::default(),
         }
     }
 

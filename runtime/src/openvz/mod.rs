@@ -3,6 +3,8 @@
 //! core. Everything that decides (config parsing, translation, init detection) is
 //! kernel-free and unit-tested; operations touch the kernel through the runtime core.
 
+pub mod annotations;
+pub mod beancounters;
 pub mod boot;
 pub mod config;
 pub mod ct;
@@ -15,6 +17,7 @@ pub mod list;
 pub mod lock;
 pub mod ops;
 pub mod private;
+pub mod resources;
 pub mod rootfs;
 pub mod supervisor;
 pub mod translate;

@@ -211,6 +211,14 @@ pub fn start(env: &VzEnv, ctid: Ctid, wait: bool) -> VzResult<i32> {
             ),
         ));
     }
+    // A bad resource value fails here, with vzctl's message, not in the supervisor.
+    let resources = super::resources::Settings::from_config(&ct.conf)?;
+    if !resources.unenforceable.is_empty() {
+        eprintln!(
+            "Warning: container {ctid}: ignoring {}: upstream kernels cannot enforce them (docs/RESOURCES.md)",
+            resources.unenforceable.join(", ")
+        );
+    }
     // Leftovers of a container that died without its supervisor.
     let _ = delete::delete(&env.runtime(), &ctid.to_string(), true);
     supervisor::clear_stop(env, ctid);
@@ -229,21 +237,30 @@ fn wait_for_boot(env: &VzEnv, ct: &Ct) -> VzResult<()> {
     if init::detect(&root) != Some(init::InitKind::Systemd) {
         return Ok(());
     }
-    let out = run_in(
-        env,
-        ct.ctid,
-        &["systemctl", "is-system-running", "--wait"],
-        true,
-    )?;
-    match out.0.trim() {
-        "running" | "degraded" => Ok(()),
-        other => Err(VzError::new(
-            ExitCode::StartFailed,
-            format!(
-                "Container {} did not finish booting: systemd says {other:?}",
-                ct.ctid
-            ),
-        )),
+    // Until systemd has opened its private socket, systemctl cannot even ask.
+    let deadline = Instant::now() + Duration::from_secs(ct.stop_timeout(env).max(60));
+    loop {
+        let (answer, _) = run_in(
+            env,
+            ct.ctid,
+            &["systemctl", "is-system-running", "--wait"],
+            true,
+        )?;
+        match answer.trim() {
+            "running" | "degraded" => return Ok(()),
+            "" if Instant::now() < deadline && ct.is_running(env) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => {
+                return Err(VzError::new(
+                    ExitCode::StartFailed,
+                    format!(
+                        "Container {} did not finish booting: systemd says {other:?}",
+                        ct.ctid
+                    ),
+                ))
+            }
+        }
     }
 }
 
@@ -468,6 +485,8 @@ pub struct SetOptions {
     pub onboot: Option<bool>,
     /// --diskspace, --diskinodes, --quotatime, --quotaugidlimit
     pub disk: DiskRequest,
+    /// Resource parameters as (ctid.conf key, value) (see `resources::option_to_config`).
+    pub resources: Vec<(String, String)>,
     pub save: bool,
 }
 
@@ -501,8 +520,10 @@ pub fn set(env: &VzEnv, ctid: Ctid, opts: &SetOptions) -> VzResult<()> {
             }
         }
     }
-    // Disk limits first: checked, then applied (live), before anything else changes.
+    // Disk limits are checked first, then the other resources are checked and applied
+    // (live), then the disk limits are applied: bad values change nothing.
     let disk_plan = disk::plan(env, &ct, &opts.disk)?;
+    super::resources::set(env, &mut ct, &opts.resources, running, opts.save)?;
     if let Some(plan) = &disk_plan {
         disk::apply(env, &ct, plan)?;
     }
@@ -626,6 +647,36 @@ pub fn resolv_conf(nameservers: &[String], search: &[String]) -> String {
     out
 }
 
+// ---------------------------------------------------------------- beancounters
+
+/// `vzctl ubc`: the beancounter table of `ctids` (every running container when empty).
+pub fn beancounter_table(env: &VzEnv, ctids: &[Ctid]) -> VzResult<String> {
+    let explicit = !ctids.is_empty();
+    let ids = if explicit {
+        ctids.to_vec()
+    } else {
+        env.list_ctids()
+    };
+    let mut rows = Vec::new();
+    for ctid in ids {
+        let ct = Ct::load(env, ctid)?;
+        if explicit {
+            ct.require_exists()?;
+        }
+        match super::beancounters::snapshot(env, &ct) {
+            Some(counters) => rows.push((ctid, counters)),
+            None if explicit => {
+                return Err(VzError::new(
+                    ExitCode::NotRunning,
+                    format!("Container {ctid} is not running"),
+                ))
+            }
+            None => {}
+        }
+    }
+    Ok(super::beancounters::format_table(&rows))
+}
+
 // ---------------------------------------------------------------- onboot
 
 /// Starts every container with ONBOOT="yes" that is not running; returns the failures.
@@ -639,6 +690,23 @@ pub fn start_onboot(env: &VzEnv) -> Vec<(Ctid, VzError)> {
             continue;
         }
         if let Err(e) = start(env, ctid, false) {
+            failures.push((ctid, e));
+        }
+    }
+    failures
+}
+
+/// Stops every running container (host shutdown); returns the failures.
+pub fn stop_all(env: &VzEnv) -> Vec<(Ctid, VzError)> {
+    let mut failures = Vec::new();
+    for ctid in env.list_ctids() {
+        let Ok(ct) = Ct::load(env, ctid) else {
+            continue;
+        };
+        if !ct.is_running(env) {
+            continue;
+        }
+        if let Err(e) = stop(env, ctid, StopOptions::default()) {
             failures.push((ctid, e));
         }
     }

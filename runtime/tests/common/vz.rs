@@ -1,20 +1,29 @@
-//! A private OpenVZ installation for vzctl/vzlist integration tests: vz.conf in a
-//! temporary VZCTL_ETC, a busybox OS template packed by vzbuild, private/root/lock/run
-//! directories; every container it created is stopped and destroyed on drop, and whatever
-//! stayed mounted below it is unmounted. (The same harness as tests/vzctl.rs, shareable.)
+//! A private VZ installation for vzctl tests: vz.conf in a temporary VZCTL_ETC, a template
+//! cache with a busybox OS template (busybox init as PID 1), and cleanup of every container,
+//! mount and file on drop.
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::{output_via_files, VZRUN};
+
 pub const VZCTL: &str = env!("CARGO_BIN_EXE_vzctl");
 pub const VZLIST: &str = env!("CARGO_BIN_EXE_vzlist");
 pub const TEMPLATE: &str = "busybox-test-x86_64";
 
+/// A busybox root with an inittab, packed into `dir` (each VZ installation packs its own,
+/// so nothing outlives the test).
+pub fn template_archive(dir: &Path) -> PathBuf {
+    make_template(dir, TEMPLATE, |_| {})
+}
+
 /// A busybox root with an inittab (init, a sleeping service) and os-release, packed into
-/// `dir` as a vzbuild template; `extra` may add files to the root before packing.
+/// `dir` as the vzbuild template NAME:1.0; `extra` may add files to the root before packing.
 pub fn make_template(dir: &Path, name: &str, extra: impl FnOnce(&Path)) -> PathBuf {
-    let bundle = dir.join("bundle");
+    let bundle = dir.join(format!("{name}-bundle"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-bundle.sh");
     let out = Command::new("bash")
         .arg(script)
@@ -35,7 +44,7 @@ pub fn make_template(dir: &Path, name: &str, extra: impl FnOnce(&Path)) -> PathB
     std::fs::create_dir_all(root.join("run")).unwrap();
     std::fs::write(
         root.join("etc/inittab"),
-        "::sysinit:/bin/sh -c 'echo booted >> /var/log/boots'\n::respawn:/bin/sleep 1000000\n",
+        "::sysinit:/bin/sh -c 'echo booted >> /var/log/boots'\n::respawn:/bin/sleep 1000000\n::shutdown:/bin/echo going down\n",
     )
     .unwrap();
     std::fs::write(root.join("etc/os-release"), "ID=busybox\nVERSION_ID=1\n").unwrap();
@@ -57,6 +66,7 @@ pub fn make_template(dir: &Path, name: &str, extra: impl FnOnce(&Path)) -> PathB
     archive
 }
 
+/// A private VZ installation: etc/vz.conf, template cache, private/root/lock/run dirs.
 pub struct Vz {
     pub dir: tempfile::TempDir,
     /// Where VE_PRIVATE and VE_ROOT live (the VZ file system).
@@ -65,18 +75,30 @@ pub struct Vz {
 }
 
 impl Vz {
+    pub fn new() -> Vz {
+        Vz::with_conf("")
+    }
+
+    /// `extra` lines are appended to vz.conf (they win over the defaults above them).
+    pub fn with_conf(extra: &str) -> Vz {
+        let vz = Vz::custom(None, &[], extra);
+        let archive = template_archive(vz.dir.path());
+        let cache = vz.path("template/cache").join(TEMPLATE);
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::rename(&archive, cache.join("1.0.oci.tar")).unwrap();
+        vz
+    }
+
     /// A VZ installation whose private and root areas are under `vz_root` (None: in its
-    /// own temporary directory), with the given templates (name, archive) in its cache and
-    /// extra vz.conf lines.
-    pub fn new(vz_root: Option<&Path>, templates: &[(&str, &Path)], vz_conf: &str) -> Vz {
+    /// own temporary directory), with the given templates (name, archive) in its cache as
+    /// NAME:1.0, and `vz_conf` appended to vz.conf.
+    pub fn custom(vz_root: Option<&Path>, templates: &[(&str, &Path)], vz_conf: &str) -> Vz {
         let dir = tempfile::Builder::new()
             .prefix("vzctl-it-")
             .tempdir()
             .unwrap();
         let d = dir.path();
-        let vz_root = vz_root
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| d.to_path_buf());
+        let vz_root = vz_root.map_or_else(|| d.to_path_buf(), Path::to_path_buf);
         std::fs::create_dir_all(d.join("etc/conf")).unwrap();
         std::fs::write(
             d.join("etc/vz.conf"),
@@ -97,6 +119,13 @@ impl Vz {
             vz_root,
             ctids: Default::default(),
         }
+    }
+
+    /// Puts another OS template archive into this installation's cache as NAME:1.
+    pub fn add_template(&self, name: &str, archive: &Path) {
+        let dir = self.path("template/cache").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(archive, dir.join("1.oci.tar")).unwrap();
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -120,15 +149,14 @@ impl Vz {
     }
 
     pub fn vzctl(&self, args: &[&str]) -> Output {
-        if args.first() == Some(&"create") {
-            if let Some(ctid) = args.get(1) {
+        if let Some(ctid) = args.get(1) {
+            if args[0] == "create" {
                 self.ctids.borrow_mut().push(ctid.to_string());
             }
         }
-        super::output_via_files(self.command(VZCTL, args))
+        output_via_files(self.command(VZCTL, args))
     }
 
-    /// Runs vzctl and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.vzctl(args);
         assert!(
@@ -143,6 +171,16 @@ impl Vz {
 
     pub fn code(&self, args: &[&str]) -> i32 {
         self.vzctl(args).status.code().unwrap_or(-1)
+    }
+
+    /// Runs vzctl expecting failure: (exit code, stderr).
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.vzctl(args);
+        assert!(!out.status.success(), "vzctl {args:?} should have failed");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Runs vzctl expecting exit `code` with `words` in its error message.
@@ -174,19 +212,60 @@ impl Vz {
         )
     }
 
+    /// Runs another of the project's tools (vzsplit, vzmemcheck) in this installation.
+    pub fn tool(&self, program: &str, args: &[&str]) -> Output {
+        output_via_files(self.command(program, args))
+    }
+
+    /// `vzctl create CTID --ostemplate TEMPLATE EXTRA...`, asserting success.
+    pub fn create(&self, ctid: &str, extra: &[&str]) {
+        let mut args = vec!["create", ctid, "--ostemplate", TEMPLATE];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
+    /// The container's config file.
+    pub fn conf(&self, ctid: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("etc/conf/{ctid}.conf"))).unwrap()
+    }
+
     pub fn vzlist(&self, args: &[&str]) -> String {
-        let out = super::output_via_files(self.command(VZLIST, args));
+        let out = output_via_files(self.command(VZLIST, args));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// vzlist -j's object for one container.
     pub fn vzlist_json(&self, ctid: &str) -> serde_json::Value {
-        let text = self.vzlist(&["-j", ctid]);
-        let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows: serde_json::Value = serde_json::from_str(&self.vzlist(&["-j", ctid])).unwrap();
         rows[0].clone()
     }
 
     pub fn status(&self, ctid: &str) -> String {
         self.ok(&["status", ctid]).trim().to_string()
+    }
+
+    pub fn create_and_start(&self, ctid: &str) {
+        self.ok(&[
+            "create",
+            ctid,
+            "--ostemplate",
+            TEMPLATE,
+            "--hostname",
+            &format!("ct{ctid}"),
+        ]);
+        self.ok(&["start", ctid]);
+    }
+
+    /// Init's pid on the host (from the runtime state of the CT container).
+    pub fn init_pid(&self, ctid: &str) -> Option<i64> {
+        let out = Command::new(VZRUN)
+            .arg("--root")
+            .arg(self.path("run"))
+            .args(["state", ctid])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["pid"].as_i64().filter(|p| *p > 0)
     }
 }
 
@@ -211,6 +290,6 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
     let deadline = Instant::now() + timeout;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

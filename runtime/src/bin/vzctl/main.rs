@@ -1,6 +1,8 @@
 //! `vzctl`: OpenVZ's container tool on the vzrun library. Parses, calls, prints; exits
 //! with vzctl's documented codes.
 
+mod resource_args;
+
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -24,6 +26,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of `set`'s many options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a container from an OS template
@@ -53,6 +57,11 @@ enum Command {
     Set(SetArgs),
     /// Start every container whose config says ONBOOT="yes"
     StartOnboot,
+    /// Stop every running container
+    StopAll,
+    /// Print the beancounters of running containers as /proc/user_beancounters does
+    #[command(alias = "beancounters")]
+    Ubc(UbcArgs),
     /// Internal: the per-container supervisor
     #[command(name = "__supervise", hide = true)]
     Supervise(Ct),
@@ -130,6 +139,12 @@ struct StopArgs {
 }
 
 #[derive(Args, Debug)]
+struct UbcArgs {
+    /// Containers (ids or names); all running ones when none is given
+    ctids: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 struct ExecArgs {
     ctid: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
@@ -157,6 +172,8 @@ struct SetArgs {
     /// Per-user and per-group quota inside (ploop): 0 = off, N = on
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     quotaugidlimit: Option<String>,
+    #[command(flatten)]
+    resources: resource_args::ResourceArgs,
     /// Save the settings in the container's config
     #[arg(long)]
     save: bool,
@@ -290,6 +307,7 @@ fn run(cli: Cli) -> VzResult<u8> {
                     searchdomains: a.searchdomain,
                     onboot,
                     disk: a.disk.request(a.quotaugidlimit.as_deref())?,
+                    resources: a.resources.changes()?,
                     save: a.save,
                 },
             )?;
@@ -305,6 +323,23 @@ fn run(cli: Cli) -> VzResult<u8> {
             if let Some((_, e)) = failures.first() {
                 return Ok(e.code as u8);
             }
+        }
+        Command::StopAll => {
+            let failures = ops::stop_all(&env);
+            for (ctid, e) in &failures {
+                eprintln!("vzctl: container {ctid}: {e}");
+            }
+            if let Some((_, e)) = failures.first() {
+                return Ok(e.code as u8);
+            }
+        }
+        Command::Ubc(a) => {
+            let ctids = a
+                .ctids
+                .iter()
+                .map(|t| resolve(&env, t))
+                .collect::<VzResult<Vec<_>>>()?;
+            print!("{}", ops::beancounter_table(&env, &ctids)?);
         }
         Command::Supervise(a) => {
             let ctid = resolve(&env, &a.ctid)?;

@@ -54,6 +54,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         for (name, header, _) in list::FIELDS {
             println!("{name:<14}{header}");
         }
+        for (name, header, _) in vzrun::openvz::beancounters::list_fields() {
+            println!("{name:<14}{header}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let env = VzEnv::from_environment().map_err(|e| e.to_string())?;

@@ -86,9 +86,6 @@ pub enum Command {
     /// Restore a container from a checkpoint (not supported yet)
     #[command(disable_help_flag = true)]
     Restore(Unsupported),
-    /// Internal: the createContainer hook for tmpcopyup and mount propagation
-    #[command(name = "__mount-setup", hide = true)]
-    MountSetup { rootfs: PathBuf, setup: String },
 }
 
 #[derive(Args, Debug)]

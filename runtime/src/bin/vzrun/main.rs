@@ -145,7 +145,6 @@ fn dispatch(rt: &Runtime, command: Command) -> vzrun::Result<ExitCode> {
             )?;
             return Ok(exit_code(code));
         }
-        Command::MountSetup { rootfs, setup } => vzrun::copyup::run_hook(&rootfs, &setup)?,
         Command::Checkpoint(u) => return unsupported("checkpoint", u.help),
         Command::Restore(u) => return unsupported("restore", u.help),
         Command::Pause(c) => pause::pause(rt, &c.id)?,
