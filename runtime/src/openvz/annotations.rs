@@ -94,6 +94,12 @@ fn private_of_ctid(text: &str) -> Result<PathBuf> {
             "{CTID}={text}: container {ctid} is running under vzctl; stop it first"
         )));
     }
+    if super::disk::Layout::of_conf(&ct.conf).ok() == Some(super::disk::Layout::Ploop) {
+        return Err(Error::InvalidArgument(format!(
+            "{CTID}={text}: container {ctid} keeps its files in an image (VE_LAYOUT=ploop), \
+             which only vzctl mounts; use a simfs container"
+        )));
+    }
     check_private(&ct.private(&env))
 }
 

@@ -19,7 +19,7 @@ pub fn boot(env: &VzEnv, ctid: Ctid) -> VzResult<(i32, OwnedFd)> {
     let root = ct.root(env);
     let private_dir = ct.private(env);
     if !ct.is_mounted(env) {
-        private::mount_root(&private_dir, &root)?;
+        private::mount_ct(env, &ct)?;
     }
     let kind = init::detect(&root).ok_or_else(|| {
         VzError::new(
@@ -55,6 +55,7 @@ pub fn boot(env: &VzEnv, ctid: Ctid) -> VzResult<(i32, OwnedFd)> {
             dropped.join(", ")
         );
     }
+    super::disk::prepare_boot(env, &ct, &mut spec)?;
     let bundle = env.bundle_dir(ctid);
     std::fs::create_dir_all(&bundle).map_err(|e| {
         VzError::new(

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use super::beancounters::{self, ListResources};
 use super::ct::Ct;
 use super::ctid::Ctid;
+use super::disk::{self, DiskUsage, Limit};
 use super::env::VzEnv;
 use super::translate;
 use crate::cgroups::Layout;
@@ -24,6 +25,7 @@ pub struct Row {
     pub onboot: bool,
     pub nameserver: Vec<String>,
     pub searchdomain: Vec<String>,
+    pub disk: DiskUsage,
     /// Beancounters and CPU/I/O settings (see `beancounters::ListResources`).
     pub resources: ListResources,
 }
@@ -66,6 +68,7 @@ pub fn row(env: &VzEnv, ctid: Ctid) -> Option<Row> {
         onboot: ct.conf.get("ONBOOT") == Some("yes"),
         nameserver: words("NAMESERVER"),
         searchdomain: words("SEARCHDOMAIN"),
+        disk: disk::usage(env, &ct),
     })
 }
 
@@ -80,6 +83,12 @@ pub const FIELDS: &[(&str, &str, bool)] = &[
     ("name", "NAME", false),
     ("private", "PRIVATE", false),
     ("root", "ROOT", false),
+    ("diskspace", "DQBLOCKS", true),
+    ("diskspace.s", "DQBLOCKS.S", true),
+    ("diskspace.h", "DQBLOCKS.H", true),
+    ("diskinodes", "DQINODES", true),
+    ("diskinodes.s", "DQINODES.S", true),
+    ("diskinodes.h", "DQINODES.H", true),
     ("ostemplate", "OSTEMPLATE", false),
     ("onboot", "ONBOOT", false),
     ("nameserver", "NAMESERVER", false),
@@ -116,6 +125,7 @@ impl Row {
             "onboot" => if self.onboot { "yes" } else { "no" }.into(),
             "nameserver" => dash(&self.nameserver.join(" ")),
             "searchdomain" => dash(&self.searchdomain.join(" ")),
+            d if d.starts_with("disk") => disk_field(&self.disk, d)?,
             _ => return self.resources.field(name),
         })
     }
@@ -137,6 +147,8 @@ impl Row {
             "status": self.status,
             "onboot": self.onboot,
         });
+        value["diskspace"] = disk_json(self.disk.space_kb, self.disk.space);
+        value["diskinodes"] = disk_json(self.disk.inodes, self.disk.diskinodes);
         // Beancounters as vzlist -j shows them ({held, maxheld, barrier, limit, failcnt}),
         // numproc among them, and the CPU/I/O settings.
         value
@@ -145,6 +157,31 @@ impl Row {
             .extend(self.resources.json());
         value
     }
+}
+
+/// diskspace (KiB) and diskinodes: usage ("-" when unknown) and limits.
+fn disk_field(d: &DiskUsage, name: &str) -> Option<String> {
+    let usage = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    let limit = |l: Option<Limit>| l.map_or("-".to_string(), |l| l.to_string());
+    Some(match name {
+        "diskspace" => usage(d.space_kb),
+        "diskspace.s" => limit(d.space.map(|s| s.soft)),
+        "diskspace.h" => limit(d.space.map(|s| s.hard)),
+        "diskinodes" => usage(d.inodes),
+        "diskinodes.s" => limit(d.diskinodes.map(|s| s.soft)),
+        "diskinodes.h" => limit(d.diskinodes.map(|s| s.hard)),
+        _ => return None,
+    })
+}
+
+/// {"usage", "softlimit", "hardlimit"}: null for unknown usage and for no limit.
+fn disk_json(usage: Option<u64>, limits: Option<disk::SoftHard>) -> Value {
+    let limit = |l: Option<Limit>| l.and_then(Limit::value).map_or(Value::Null, |v| json!(v));
+    json!({
+        "usage": usage,
+        "softlimit": limit(limits.map(|l| l.soft)),
+        "hardlimit": limit(limits.map(|l| l.hard)),
+    })
 }
 
 /// (name, header, right-aligned) of a field: the basic ones, then resources'.
@@ -256,6 +293,7 @@ mod tests {
             onboot: false,
             nameserver: vec![],
             searchdomain: vec![],
+            disk: DiskUsage::default(),
             resources: ListResources::default(),
         }
     }

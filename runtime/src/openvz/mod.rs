@@ -9,6 +9,7 @@ pub mod boot;
 pub mod config;
 pub mod ct;
 pub mod ctid;
+pub mod disk;
 pub mod env;
 pub mod error;
 pub mod init;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::config::ConfigFile;
 use super::ct::{Ct, CtStatus};
 use super::ctid::{validate_name, Ctid};
+use super::disk::{self, DiskRequest};
 use super::env::VzEnv;
 use super::error::{ExitCode, VzError, VzResult};
 use super::init::{self, StopMethod};
@@ -25,6 +26,10 @@ pub struct CreateOptions {
     pub name: Option<String>,
     pub private: Option<std::path::PathBuf>,
     pub root: Option<std::path::PathBuf>,
+    /// VE_LAYOUT of the new container (simfs or ploop; default: the sample's, vz.conf's).
+    pub layout: Option<String>,
+    /// --diskspace, --diskinodes, ... (over the sample's values).
+    pub disk: DiskRequest,
 }
 
 pub fn create(env: &VzEnv, ctid: Ctid, opts: &CreateOptions) -> VzResult<()> {
@@ -93,33 +98,6 @@ pub fn create(env: &VzEnv, ctid: Ctid, opts: &CreateOptions) -> VzResult<()> {
             format!("OS template {ostemplate}: {e}"),
         ),
     })?;
-    if let Some(parent) = private_dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            VzError::new(
-                ExitCode::CreatePrivateFailed,
-                format!("create {}: {e}", parent.display()),
-            )
-        })?;
-    }
-    vzbuild::unpack(
-        &template.path,
-        &private_dir,
-        &vzbuild::UnpackOptions::default(),
-    )
-    .map_err(|e| {
-        let code = match e.kind() {
-            vzbuild::ErrorKind::Io => ExitCode::CreatePrivateFailed,
-            _ => ExitCode::CreatePrivateFailed,
-        };
-        VzError::new(
-            code,
-            format!(
-                "unpack {} into {}: {e}",
-                template.path.display(),
-                private_dir.display()
-            ),
-        )
-    })?;
     conf.set(
         "OSTEMPLATE",
         &format!("{}:{}", template.name, template.version),
@@ -132,6 +110,16 @@ pub fn create(env: &VzEnv, ctid: Ctid, opts: &CreateOptions) -> VzResult<()> {
     if let Some(n) = &opts.name {
         conf.set("NAME", n);
     }
+    disk::prepare_create(
+        env,
+        ctid,
+        &mut conf,
+        opts.layout.as_deref(),
+        &opts.disk,
+        &private_dir,
+    )?;
+    // The config first: a create that dies half-way leaves a container `vzctl destroy`
+    // removes (loop devices included).
     let saved = (|| -> VzResult<()> {
         std::fs::create_dir_all(env.conf_dir()).map_err(|e| {
             VzError::new(
@@ -146,9 +134,14 @@ pub fn create(env: &VzEnv, ctid: Ctid, opts: &CreateOptions) -> VzResult<()> {
         }
         Ok(())
     })();
-    if let Err(e) = saved {
-        let _ = std::fs::remove_dir_all(&private_dir);
+    let made = saved.and_then(|_| {
+        disk::create_private(env, ctid, &conf, &template.path, &private_dir, &root_dir)
+    });
+    if let Err(e) = made {
         let _ = std::fs::remove_file(&conf_path);
+        if let Some(n) = &opts.name {
+            unlink_name(env, n);
+        }
         return Err(e);
     }
     Ok(())
@@ -184,21 +177,7 @@ pub fn destroy(env: &VzEnv, ctid: Ctid) -> VzResult<()> {
     }
     // A runtime state left by a crash (the container is not running).
     let _ = delete::delete(&env.runtime(), &ctid.to_string(), true);
-    let private_dir = ct.private(env);
-    std::fs::remove_dir_all(&private_dir)
-        .or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|e| {
-            VzError::new(
-                ExitCode::DeleteFailed,
-                format!("remove {}: {e}", private_dir.display()),
-            )
-        })?;
+    disk::remove_private(ctid, &ct.private(env), &root)?;
     let _ = std::fs::remove_dir(&root);
     if let Some(name) = ct.name() {
         unlink_name(env, name);
@@ -394,7 +373,7 @@ pub fn mount(env: &VzEnv, ctid: Ctid) -> VzResult<()> {
             format!("Container {ctid} is already mounted"),
         ));
     }
-    private::mount_root(&ct.private(env), &ct.root(env))
+    private::mount_ct(env, &ct)
 }
 
 pub fn umount(env: &VzEnv, ctid: Ctid) -> VzResult<()> {
@@ -504,6 +483,8 @@ pub struct SetOptions {
     pub nameservers: Vec<String>,
     pub searchdomains: Vec<String>,
     pub onboot: Option<bool>,
+    /// --diskspace, --diskinodes, --quotatime, --quotaugidlimit
+    pub disk: DiskRequest,
     /// Resource parameters as (ctid.conf key, value) (see `resources::option_to_config`).
     pub resources: Vec<(String, String)>,
     pub save: bool,
@@ -539,8 +520,13 @@ pub fn set(env: &VzEnv, ctid: Ctid, opts: &SetOptions) -> VzResult<()> {
             }
         }
     }
-    // Resource limits: checked (and applied live) before anything else changes.
+    // Disk limits are checked first, then the other resources are checked and applied
+    // (live), then the disk limits are applied: bad values change nothing.
+    let disk_plan = disk::plan(env, &ct, &opts.disk)?;
     super::resources::set(env, &mut ct, &opts.resources, running, opts.save)?;
+    if let Some(plan) = &disk_plan {
+        disk::apply(env, &ct, plan)?;
+    }
     // Files inside the container, the way the distributions read them. Written whenever
     // the root is reachable (running or mounted); otherwise at the next start.
     let root = ct.root(env);
@@ -557,6 +543,9 @@ pub fn set(env: &VzEnv, ctid: Ctid, opts: &SetOptions) -> VzResult<()> {
         }
     }
     if opts.save {
+        if let Some(plan) = &disk_plan {
+            plan.after.save(&mut ct.conf);
+        }
         if let Some(h) = &opts.hostname {
             ct.conf.set("HOSTNAME", h);
         }

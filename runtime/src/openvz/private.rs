@@ -1,14 +1,25 @@
 //! The private area and the root mount point. With the default `simfs` layout VE_PRIVATE
-//! is a directory, bind-mounted on VE_ROOT while the container is mounted or running.
+//! is a directory, bind-mounted on VE_ROOT while the container is mounted or running; with
+//! `ploop` it holds an ext4 image (disk::image), mounted on VE_ROOT through a loop device
+//! that detaches by itself once unmounted.
 
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+use super::ct::Ct;
+use super::disk::{image, Layout};
+use super::env::VzEnv;
 use super::error::{ExitCode, VzError, VzResult};
 
+/// Mounts a container's private area on its root (creating the root if needed), the
+/// way its layout says.
+pub fn mount_ct(env: &VzEnv, ct: &Ct) -> VzResult<()> {
+    mount_root(&ct.private(env), &ct.root(env), Layout::of_conf(&ct.conf)?)
+}
+
 /// Mounts `private` on `root` (creating `root` if needed).
-pub fn mount_root(private: &Path, root: &Path) -> VzResult<()> {
+pub fn mount_root(private: &Path, root: &Path, layout: Layout) -> VzResult<()> {
     if !private.is_dir() {
         return Err(VzError::new(
             ExitCode::PrivateNotFound,
@@ -24,19 +35,25 @@ pub fn mount_root(private: &Path, root: &Path) -> VzResult<()> {
             format!("create {}: {e}", root.display()),
         )
     })?;
-    mount(
-        Some(private),
-        root,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| {
-        VzError::new(
-            ExitCode::MountFailed,
-            format!("mount {} on {}: {e}", private.display(), root.display()),
+    match layout {
+        Layout::Simfs => mount(
+            Some(private),
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
         )
-    })?;
+        .map_err(|e| {
+            VzError::new(
+                ExitCode::MountFailed,
+                format!("mount {} on {}: {e}", private.display(), root.display()),
+            )
+        })?,
+        Layout::Ploop => {
+            image::mount_image(&image::image_path(private), root)
+                .map_err(|e| VzError::new(ExitCode::MountFailed, e.to_string()))?;
+        }
+    }
     // Mounts made below the root on the host stay out of other namespaces' way, and
     // the container's own mounts (made in its namespace) never show up here.
     mount(

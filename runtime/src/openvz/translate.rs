@@ -15,8 +15,11 @@ use super::ctid::Ctid;
 use super::init::InitKind;
 
 /// Annotations vzrun puts on (and reads from) OpenVZ containers.
-pub const ANNOTATION_CTID: &str = "org.openvz.ctid";
-pub const ANNOTATION_INIT: &str = "org.openvz.init";
+// vzctl's marks on its own bundles. Not `org.openvz.ctid`: that one asks vzrun to take a
+// container's private area as the root (annotations.rs), which vzctl's bundles must not do
+// (their root is VE_ROOT, where a ploop image is mounted).
+pub const ANNOTATION_CTID: &str = "org.openvz.vzctl.ctid";
+pub const ANNOTATION_INIT: &str = "org.openvz.vzctl.init";
 
 /// Capabilities of a system container's root. Dropped (not virtualized by namespaces, so
 /// they would act on the host): loading modules, raw I/O, setting the clock, MAC policy,

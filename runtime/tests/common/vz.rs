@@ -17,7 +17,13 @@ pub const TEMPLATE: &str = "busybox-test-x86_64";
 /// A busybox root with an inittab, packed into `dir` (each VZ installation packs its own,
 /// so nothing outlives the test).
 pub fn template_archive(dir: &Path) -> PathBuf {
-    let bundle = dir.join("template-bundle");
+    make_template(dir, TEMPLATE, |_| {})
+}
+
+/// A busybox root with an inittab (init, a sleeping service) and os-release, packed into
+/// `dir` as the vzbuild template NAME:1.0; `extra` may add files to the root before packing.
+pub fn make_template(dir: &Path, name: &str, extra: impl FnOnce(&Path)) -> PathBuf {
+    let bundle = dir.join(format!("{name}-bundle"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-bundle.sh");
     let out = Command::new("bash")
         .arg(script)
@@ -43,12 +49,13 @@ pub fn template_archive(dir: &Path) -> PathBuf {
     .unwrap();
     std::fs::write(root.join("etc/os-release"), "ID=busybox\nVERSION_ID=1\n").unwrap();
     std::fs::write(root.join("etc/hostname"), "template\n").unwrap();
-    let archive = dir.join("busybox.oci.tar");
+    extra(&root);
+    let archive = dir.join(format!("{name}.oci.tar"));
     vzbuild::pack(
         &root,
         &vzbuild::Output::File(archive.clone()),
         &vzbuild::PackOptions {
-            name: Some(TEMPLATE.into()),
+            name: Some(name.into()),
             version: Some("1.0".into()),
             progress: Some(false),
             ..Default::default()
@@ -62,6 +69,8 @@ pub fn template_archive(dir: &Path) -> PathBuf {
 /// A private VZ installation: etc/vz.conf, template cache, private/root/lock/run dirs.
 pub struct Vz {
     pub dir: tempfile::TempDir,
+    /// Where VE_PRIVATE and VE_ROOT live (the VZ file system).
+    pub vz_root: PathBuf,
     pub ctids: std::cell::RefCell<Vec<String>>,
 }
 
@@ -72,26 +81,42 @@ impl Vz {
 
     /// `extra` lines are appended to vz.conf (they win over the defaults above them).
     pub fn with_conf(extra: &str) -> Vz {
+        let vz = Vz::custom(None, &[], extra);
+        let archive = template_archive(vz.dir.path());
+        let cache = vz.path("template/cache").join(TEMPLATE);
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::rename(&archive, cache.join("1.0.oci.tar")).unwrap();
+        vz
+    }
+
+    /// A VZ installation whose private and root areas are under `vz_root` (None: in its
+    /// own temporary directory), with the given templates (name, archive) in its cache as
+    /// NAME:1.0, and `vz_conf` appended to vz.conf.
+    pub fn custom(vz_root: Option<&Path>, templates: &[(&str, &Path)], vz_conf: &str) -> Vz {
         let dir = tempfile::Builder::new()
             .prefix("vzctl-it-")
             .tempdir()
             .unwrap();
         let d = dir.path();
+        let vz_root = vz_root.map_or_else(|| d.to_path_buf(), Path::to_path_buf);
         std::fs::create_dir_all(d.join("etc/conf")).unwrap();
         std::fs::write(
             d.join("etc/vz.conf"),
             format!(
-                "VE_ROOT={0}/root/$VEID\nVE_PRIVATE={0}/private/$VEID\nTEMPLATE={0}/template\nLOCKDIR={0}/lock\nVZRUN_ROOT={0}/run\nSTOP_TIMEOUT=20\n{extra}",
-                d.display()
+                "VE_ROOT={1}/root/$VEID\nVE_PRIVATE={1}/private/$VEID\nTEMPLATE={0}/template\nLOCKDIR={0}/lock\nVZRUN_ROOT={0}/run\nSTOP_TIMEOUT=20\n{vz_conf}",
+                d.display(),
+                vz_root.display()
             ),
         )
         .unwrap();
-        let cache = d.join("template/cache").join(TEMPLATE);
-        std::fs::create_dir_all(&cache).unwrap();
-        let archive = template_archive(d);
-        std::fs::rename(&archive, cache.join("1.0.oci.tar")).unwrap();
+        for (name, archive) in templates {
+            let cache = d.join("template/cache").join(name);
+            std::fs::create_dir_all(&cache).unwrap();
+            std::fs::copy(archive, cache.join("1.0.oci.tar")).unwrap();
+        }
         Vz {
             dir,
+            vz_root,
             ctids: Default::default(),
         }
     }
@@ -105,6 +130,14 @@ impl Vz {
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
+    }
+
+    pub fn private(&self, ctid: &str) -> PathBuf {
+        self.vz_root.join("private").join(ctid)
+    }
+
+    pub fn root(&self, ctid: &str) -> PathBuf {
+        self.vz_root.join("root").join(ctid)
     }
 
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
@@ -150,6 +183,35 @@ impl Vz {
         )
     }
 
+    /// Runs vzctl expecting exit `code` with `words` in its error message.
+    pub fn refused(&self, args: &[&str], code: i32, words: &str) -> String {
+        let out = self.vzctl(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "vzctl {args:?}: wanted exit {code}, stderr: {err}"
+        );
+        assert!(
+            err.contains(words),
+            "vzctl {args:?}: no {words:?} in: {err}"
+        );
+        err
+    }
+
+    /// A shell command in the container: (exit code, stdout+stderr).
+    pub fn sh(&self, ctid: &str, script: &str) -> (i32, String) {
+        let out = self.vzctl(&["exec2", ctid, script]);
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// Runs another of the project's tools (vzsplit, vzmemcheck) in this installation.
     pub fn tool(&self, program: &str, args: &[&str]) -> Output {
         output_via_files(self.command(program, args))
@@ -170,6 +232,12 @@ impl Vz {
     pub fn vzlist(&self, args: &[&str]) -> String {
         let out = output_via_files(self.command(VZLIST, args));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// vzlist -j's object for one container.
+    pub fn vzlist_json(&self, ctid: &str) -> serde_json::Value {
+        let rows: serde_json::Value = serde_json::from_str(&self.vzlist(&["-j", ctid])).unwrap();
+        rows[0].clone()
     }
 
     pub fn status(&self, ctid: &str) -> String {
@@ -207,10 +275,12 @@ impl Drop for Vz {
             let _ = self.vzctl(&["stop", "--fast", ctid]);
             let _ = self.vzctl(&["destroy", ctid]);
         }
-        // Whatever a failed test left: unmount roots so the temp dir can go.
-        for m in vzrun::mountinfo::mount_points().iter().rev() {
-            if m.starts_with(self.dir.path()) {
-                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        // Whatever a failed test left: unmount roots so the directories can go.
+        for base in [self.dir.path(), self.vz_root.as_path()] {
+            for m in vzrun::mountinfo::mount_points().iter().rev() {
+                if m.starts_with(base) && m != base {
+                    let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+                }
             }
         }
     }

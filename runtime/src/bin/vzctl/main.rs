@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use vzrun::openvz::disk::DiskRequest;
 use vzrun::openvz::ops::{self, CreateOptions, SetOptions, StopOptions};
 use vzrun::openvz::{supervisor, Ctid, ExitCode as VzCode, VzEnv, VzError, VzResult};
 
@@ -89,6 +90,36 @@ struct CreateArgs {
     private: Option<std::path::PathBuf>,
     #[arg(long)]
     root: Option<std::path::PathBuf>,
+    /// simfs (a directory) or ploop (an ext4 image); default: VE_LAYOUT
+    #[arg(long)]
+    layout: Option<String>,
+    #[command(flatten)]
+    disk: DiskArgs,
+}
+
+/// The first level's limits (create and set).
+#[derive(Args, Debug)]
+struct DiskArgs {
+    /// Disk space soft[:hard], 1 KiB blocks or with K, M, G, T; "unlimited"
+    #[arg(long, value_name = "SOFT[:HARD]", allow_hyphen_values = true)]
+    diskspace: Option<String>,
+    /// Inodes soft[:hard]; "unlimited"
+    #[arg(long, value_name = "SOFT[:HARD]", allow_hyphen_values = true)]
+    diskinodes: Option<String>,
+    /// Grace period above the soft limits, in seconds
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    quotatime: Option<String>,
+}
+
+impl DiskArgs {
+    fn request(&self, quotaugidlimit: Option<&str>) -> VzResult<DiskRequest> {
+        DiskRequest::parse(
+            self.diskspace.as_deref(),
+            self.diskinodes.as_deref(),
+            self.quotatime.as_deref(),
+            quotaugidlimit,
+        )
+    }
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +168,11 @@ struct SetArgs {
     #[arg(long)]
     onboot: Option<String>,
     #[command(flatten)]
+    disk: DiskArgs,
+    /// Per-user and per-group quota inside (ploop): 0 = off, N = on
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    quotaugidlimit: Option<String>,
+    #[command(flatten)]
     resources: resource_args::ResourceArgs,
     /// Save the settings in the container's config
     #[arg(long)]
@@ -183,6 +219,8 @@ fn run(cli: Cli) -> VzResult<u8> {
                     name: a.name,
                     private: a.private,
                     root: a.root,
+                    disk: a.disk.request(None)?,
+                    layout: a.layout,
                 },
             )?;
             say(format!("Container {ctid} was created"));
@@ -268,6 +306,7 @@ fn run(cli: Cli) -> VzResult<u8> {
                     nameservers: a.nameserver,
                     searchdomains: a.searchdomain,
                     onboot,
+                    disk: a.disk.request(a.quotaugidlimit.as_deref())?,
                     resources: a.resources.changes()?,
                     save: a.save,
                 },
