@@ -26,6 +26,7 @@ pub const SYSTEM_CONTAINER: &str = "org.openvz.system-container";
 /// Applies the annotations to a loaded bundle spec; returns the spec and the rootfs to use.
 pub fn apply(spec: Spec, rootfs: PathBuf) -> Result<(Spec, PathBuf)> {
     let annotations = spec.annotations().clone().unwrap_or_default();
+    check_known(annotations.keys())?;
     let private = match (annotations.get(PRIVATE), annotations.get(CTID)) {
         (Some(_), Some(_)) => {
             return Err(Error::InvalidArgument(format!(
@@ -60,6 +61,45 @@ pub fn apply(spec: Spec, rootfs: PathBuf) -> Result<(Spec, PathBuf)> {
         spec = system_container(spec)?;
     }
     Ok((spec, rootfs))
+}
+
+/// Every `org.openvz.*` annotation must be one vzrun knows: a misspelt limit silently
+/// ignored would leave a container unlimited.
+fn check_known<'a>(names: impl Iterator<Item = &'a String>) -> Result<()> {
+    use super::resources::{ANNOTATION_OPTIONS, ANNOTATION_PREFIX};
+    use super::translate::{ANNOTATION_CTID, ANNOTATION_INIT};
+    for name in names {
+        let Some(option) = name.strip_prefix(ANNOTATION_PREFIX) else {
+            continue;
+        };
+        if [
+            PRIVATE,
+            CTID,
+            SYSTEM_CONTAINER,
+            ANNOTATION_CTID,
+            ANNOTATION_INIT,
+        ]
+        .contains(&name.as_str())
+            || ANNOTATION_OPTIONS.contains(&option)
+        {
+            continue;
+        }
+        let hint = if ["diskspace", "diskinodes", "quotatime", "quotaugidlimit"].contains(&option) {
+            format!(
+                "disk quotas belong to a vzctl container's private area: create one with \
+                 `vzctl create CTID --diskspace ...` and run it with {CTID}=CTID"
+            )
+        } else {
+            format!(
+                "known: {PRIVATE}, {CTID}, {SYSTEM_CONTAINER}, and {ANNOTATION_PREFIX}{{{}}}",
+                ANNOTATION_OPTIONS.join(",")
+            )
+        };
+        return Err(Error::InvalidArgument(format!(
+            "unknown annotation {name}: {hint}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_private(dir: &Path) -> Result<PathBuf> {
@@ -232,6 +272,26 @@ mod tests {
             .iter()
             .any(|c| c == "CAP_SYS_BOOT"));
         assert!(apply(podman_like(json!({SYSTEM_CONTAINER: "yes"})), "/r".into()).is_err());
+        // A misspelt or unsupported org.openvz.* annotation is refused, naming it.
+        let err = apply(podman_like(json!({"org.openvz.rma": "1G"})), "/r".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("org.openvz.rma") && err.contains("org.openvz.{numproc"),
+            "{err}"
+        );
+        let err = apply(
+            podman_like(json!({"org.openvz.diskspace": "1G"})),
+            "/r".into(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("vzctl create"), "{err}");
+        assert!(apply(
+            podman_like(json!({"org.openvz.ram": "64M", "org.other": "x"})),
+            "/r".into()
+        )
+        .is_ok());
         let (plain, root) = apply(podman_like(json!({})), "/r".into()).unwrap();
         assert_eq!(root, PathBuf::from("/r"));
         assert_eq!(
