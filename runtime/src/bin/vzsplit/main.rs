@@ -48,6 +48,8 @@ struct HostFacts {
     /// Size (KB) and inodes of the filesystem holding VE_PRIVATE, if known.
     disk_kb: Option<u64>,
     disk_inodes: Option<u64>,
+    /// Why that filesystem cannot have disk limits (then the sample has none).
+    no_disk_limits: Option<String>,
 }
 
 /// RAM kept for the host: 1/16 of it, at least 256 MiB.
@@ -94,8 +96,14 @@ fn split(host: &HostFacts, n: u64) -> Result<Split, String> {
         ram_mb: ram / MIB,
         swap_mb: host.swap / n / MIB,
         numproc: procs,
-        diskspace: host.disk_kb.map(share),
-        diskinodes: host.disk_inodes.map(share),
+        diskspace: host
+            .disk_kb
+            .filter(|_| host.no_disk_limits.is_none())
+            .map(share),
+        diskinodes: host
+            .disk_inodes
+            .filter(|_| host.no_disk_limits.is_none())
+            .map(share),
     })
 }
 
@@ -116,6 +124,9 @@ fn render(host: &HostFacts, n: u64, s: &Split) -> String {
     out.push_str(&format!("SWAPPAGES=\"0:{}M\"\n", s.swap_mb));
     out.push_str(&format!("NUMPROC=\"{}\"\n", s.numproc));
     out.push_str("CPUUNITS=\"1000\"\n");
+    if let Some(why) = &host.no_disk_limits {
+        out.push_str(&format!("# No DISKSPACE/DISKINODES: {why}.\n"));
+    }
     if let Some((soft, hard)) = s.diskspace {
         out.push_str(&format!("DISKSPACE=\"{soft}:{hard}\"\n"));
     }
@@ -164,7 +175,9 @@ fn host_facts(env: &VzEnv, swap_kb: Option<u64>) -> Result<HostFacts, String> {
     };
     let threads = read_number("/proc/sys/kernel/threads-max").unwrap_or(32768);
     let pid_max = read_number("/proc/sys/kernel/pid_max").unwrap_or(32768);
-    let (disk_kb, disk_inodes) = match nix::sys::statvfs::statvfs(&private_base(env)) {
+    let base = private_base(env);
+    let no_disk_limits = vzrun::openvz::disk::limits_unavailable(env, &base);
+    let (disk_kb, disk_inodes) = match nix::sys::statvfs::statvfs(&base) {
         Ok(st) => (
             Some(st.blocks() * st.fragment_size() / 1024),
             Some(st.files()).filter(|f| *f > 0),
@@ -177,6 +190,7 @@ fn host_facts(env: &VzEnv, swap_kb: Option<u64>) -> Result<HostFacts, String> {
         max_threads: threads.min(pid_max),
         disk_kb,
         disk_inodes,
+        no_disk_limits,
     })
 }
 
@@ -273,7 +287,21 @@ mod tests {
             max_threads: 100_000,
             disk_kb: Some(100 << 20),
             disk_inodes: Some(6_000_000),
+            no_disk_limits: None,
         }
+    }
+
+    #[test]
+    fn leaves_out_disk_limits_the_vz_filesystem_cannot_enforce() {
+        let host = HostFacts {
+            no_disk_limits: Some("no project quotas".into()),
+            ..host()
+        };
+        let s = split(&host, 4).unwrap();
+        assert_eq!((s.diskspace, s.diskinodes), (None, None));
+        let text = render(&host, 4, &s);
+        assert!(text.contains("# No DISKSPACE/DISKINODES: no project quotas.\n"));
+        assert!(!text.contains("DISKSPACE=") && !text.contains("DISKINODES="));
     }
 
     #[test]

@@ -414,6 +414,31 @@ pub fn prepare_create(
     Ok(layout)
 }
 
+/// Why a new container with vz.conf's defaults could not have first-level disk limits on
+/// the VZ file system at `private_base` (None: it can, or DISK_QUOTA=no records them
+/// only). vzsplit leaves the limits out of its samples then: they would make every
+/// create fail.
+pub fn limits_unavailable(env: &VzEnv, private_base: &Path) -> Option<String> {
+    let layout = env
+        .get("VE_LAYOUT")
+        .map_or(Ok(Layout::Simfs), |t| Layout::parse(&t))
+        .ok()?;
+    if layout == Layout::Ploop
+        || matches!(env.get("DISK_QUOTA").as_deref().map(str::trim), Some("no"))
+    {
+        return None;
+    }
+    let probe = existing_ancestor(private_base);
+    match quota::state(&probe, QuotaType::Project) {
+        Ok(state) if state.enforcing => None,
+        _ => Some(format!(
+            "the VZ file system ({}) does not enforce project quotas, which simfs disk limits \
+             need (docs/DISK-QUOTA.md)",
+            describe_fs(&probe)
+        )),
+    }
+}
+
 /// Makes a new container's private area from a template, with its disk limits. On
 /// failure it removes what it made.
 pub fn create_private(
