@@ -17,7 +17,8 @@
 #    inodes on ext4 and XFS project quotas, soft limits with grace, live changes, live
 #    growth of an image, per-user quota managed from inside with the quota tools.
 #
-# Env: DISK_TESTS_VM=0 skips step 4 (e.g. while iterating on host-only code).
+# Env: DISK_TESTS_VM=0 skips step 4 (e.g. while iterating on host-only code);
+# VZ_TESTS_CARGO_DONE=1 (set by scripts/test.sh, whose cargo test ran them) skips 2 and 3.
 # Exit status: non-zero when any step fails.
 set -uo pipefail
 export LC_ALL=C.UTF-8
@@ -35,8 +36,9 @@ step() { printf '\n== %s (%ss)\n' "$*" $(( $(date +%s) - start )); }
 result() { if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok    $2"; else fail=$((fail + 1)); failed+=("$2"); echo "FAIL  $2"; fi; }
 
 step "build"
-cargo build --release -q -p vzrun --bins || { echo "build failed" >&2; exit 1; }
-bin=$(cargo test --release -q -p vzrun --test disk --no-run --message-format=json 2>/dev/null |
+# (--workspace: the features scripts/test.sh built with, so nothing is compiled twice)
+cargo build --release -q --workspace --bins || { echo "build failed" >&2; exit 1; }
+bin=$(cargo test --release -q --workspace --test disk --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -44,13 +46,15 @@ for line in sys.stdin:
         print(m["executable"])')
 [ -x "$bin" ] || { echo "could not build the disk tests" >&2; exit 1; }
 
-step "unit tests (openvz::disk)"
-cargo test --release -q -p vzrun --lib -- openvz::disk --test-threads=2
-result $? "disk unit tests"
+if [ "${VZ_TESTS_CARGO_DONE:-0}" != 1 ]; then   # (scripts/test.sh ran these)
+  step "unit tests (openvz::disk)"
+  cargo test --release -q --workspace --lib -- openvz::disk --test-threads=2
+  result $? "disk unit tests"
 
-step "integration tests on this host ($(uname -r))"
-"$bin" --test-threads=2
-result $? "disk integration tests, host kernel"
+  step "integration tests on this host ($(uname -r))"
+  "$bin" --test-threads=2
+  result $? "disk integration tests, host kernel"
+fi
 
 if [ "${DISK_TESTS_VM:-1}" != 0 ]; then
   step "kernel-dependent tests in a VM with Debian's stock kernel"

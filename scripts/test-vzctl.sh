@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test-vzctl: must run as root" >&2; exit 2; }
-cargo build --release -q -p vzbuild
+cargo build --release -q --workspace --bins   # (the features scripts/test.sh built with)
 . scripts/lib/templates.sh
 VZCTL_TEST_SYSTEMD_TEMPLATE=$(template_from_recipe templates/debian-12-systemd.recipe target/release/vzbuild)
 VZCTL_TEST_SYSVINIT_TEMPLATE=$(template_from_recipe templates/debian-12-sysvinit.recipe target/release/vzbuild)
 export VZCTL_TEST_SYSTEMD_TEMPLATE VZCTL_TEST_SYSVINIT_TEMPLATE
-cargo test --release -q -p vzrun --test vzctl_os -- --ignored --test-threads=1 --nocapture
+cargo test --release -q --workspace --test vzctl_os -- --ignored --test-threads=1 --nocapture
 
 # The same semantics from an engine: podman with vzrun and org.openvz.* annotations gets a
 # system container (init as PID 1, its own cgroup namespace) whose root is a persistent
