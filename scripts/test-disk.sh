@@ -12,7 +12,7 @@
 #    (CONFIG_QFMT_V2; this project's CI kernel) simfs limits must be refused clearly and
 #    an image's size and inode count are the limits (ENOSPC);
 # 4. runs the kernel-dependent tests again in a QEMU guest booting Debian 12's stock
-#    kernel (scripts/lib/quota-vm.sh; its root is cached in /var/cache/vzrun-tests),
+#    kernel (scripts/lib/test-vm.sh; its root is cached in /var/cache/vzrun-tests),
 #    where the quota paths must run (VZRUN_DISK_REQUIRE_QUOTA=1): EDQUOT for blocks and
 #    inodes on ext4 and XFS project quotas, soft limits with grace, live changes, live
 #    growth of an image, per-user quota managed from inside with the quota tools.
@@ -58,7 +58,7 @@ fi
 
 if [ "${DISK_TESTS_VM:-1}" != 0 ]; then
   step "kernel-dependent tests in a VM with Debian's stock kernel"
-  bash scripts/lib/quota-vm.sh run -C "$repo" -- \
+  bash scripts/lib/test-vm.sh run -C "$repo" -- \
     env VZRUN_DISK_REQUIRE_QUOTA=1 "$bin" --test-threads=2 simfs_ ploop_ second_level_
   result $? "disk integration tests, stock kernel with quotas (VM)"
 fi
