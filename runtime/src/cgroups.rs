@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libcgroups::common::{AnyCgroupManager, CgroupConfig, CgroupManager, FreezerState};
+use oci_spec::runtime::LinuxResources;
 
 use crate::error::{chain_message, Error, Result};
 
@@ -333,6 +334,49 @@ pub fn apply_unified_hugetlb(cgroup_path: &Path, limits: &[(String, i64)]) -> Re
     Ok(())
 }
 
+/// True when `resources` ask for no swap the OCI way: memory.swap (RAM + swap) equal to a
+/// memory.limit.
+pub fn swap_off_requested(resources: Option<&LinuxResources>) -> bool {
+    resources
+        .and_then(|r| r.memory().as_ref())
+        .is_some_and(|m| matches!((m.limit(), m.swap()), (Some(l), Some(s)) if l > 0 && s == l))
+}
+
+/// On cgroup v2, swap off means memory.swap.max = 0, which libcgroups never writes (it
+/// skips zero values), leaving swap unlimited; runc writes it. Called after libcgroups
+/// has applied `resources` (the cgroupfs driver only: systemd owns its units' files).
+pub fn apply_v2_swap_off(
+    cgroup_path: &Path,
+    systemd: bool,
+    resources: Option<&LinuxResources>,
+) -> Result<()> {
+    let layout = Layout::detect();
+    if systemd || !layout.is_unified() || !swap_off_requested(resources) {
+        return Ok(());
+    }
+    match layout.dir("memory", cgroup_path) {
+        Some(dir) => write_swap_off(&dir),
+        None => Ok(()),
+    }
+}
+
+/// Writes memory.swap.max = 0 in `dir`; a kernel without swap accounting has no such
+/// file and no swap to turn off (runc ignores it too).
+fn write_swap_off(dir: &Path) -> Result<()> {
+    use std::io::Write;
+    let file = dir.join("memory.swap.max");
+    // (no create: a cgroup's files are the kernel's)
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&file)
+        .and_then(|mut f| f.write_all(b"0"));
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| Error::io(format!("write {} = 0", file.display()), e)),
+    }
+}
+
 /// Membership of the calling process in the hierarchies libcgroups does not manage (v1
 /// named hierarchies such as name=systemd, and the unified one on hybrid hosts). The
 /// container's processes inherit it, so they are inside the container's cgroup there too
@@ -435,6 +479,35 @@ mod tests {
         assert_eq!(
             l.dir("memory", Path::new("/vzrun/a")).unwrap(),
             Path::new("/sys/fs/cgroup/vzrun/a")
+        );
+    }
+
+    #[test]
+    fn swap_off_is_swap_equal_to_the_limit() {
+        let resources = |json: &str| -> LinuxResources { serde_json::from_str(json).unwrap() };
+        let off = resources(r#"{"memory": {"limit": 33554432, "swap": 33554432}}"#);
+        assert!(swap_off_requested(Some(&off)));
+        for json in [
+            r#"{"memory": {"limit": 33554432, "swap": 67108864}}"#,
+            r#"{"memory": {"limit": -1, "swap": -1}}"#,
+            r#"{"memory": {"limit": 33554432}}"#,
+            r#"{"pids": {"limit": 5}}"#,
+        ] {
+            assert!(!swap_off_requested(Some(&resources(json))), "{json}");
+        }
+        assert!(!swap_off_requested(None));
+    }
+
+    #[test]
+    fn swap_off_writes_zero_and_tolerates_no_swap_accounting() {
+        let dir = tempfile::tempdir().unwrap();
+        write_swap_off(dir.path()).unwrap();
+        assert!(!dir.path().join("memory.swap.max").exists());
+        std::fs::write(dir.path().join("memory.swap.max"), "max").unwrap();
+        write_swap_off(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("memory.swap.max")).unwrap(),
+            "0"
         );
     }
 

@@ -79,10 +79,16 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<Created> {
         let config = serde_json::to_vec(&prepared.spec).expect("spec serializes");
         store::write_atomic(&dir.file(store::CONFIG_FILE), &config)?;
         state.save(&dir)?;
+        let resources = prepared
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().clone());
         let pid = spawn_init(rt, &dir, &state, prepared.spec, opts, annotations)?;
         if !prepared.unified_hugetlb.is_empty() {
             cgroups::apply_unified_hugetlb(&state.cgroup_path, &prepared.unified_hugetlb)?;
         }
+        cgroups::apply_v2_swap_off(&state.cgroup_path, state.systemd_cgroup, resources.as_ref())?;
         state.pid = Some(pid);
         state.pid_start_time = procfs::stat(pid).map(|s| s.start_time);
         if let Some(pid_file) = &opts.pid_file {

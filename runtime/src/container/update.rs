@@ -70,6 +70,7 @@ pub fn update(rt: &Runtime, id: &str, update: &Value) -> Result<LinuxResources> 
     if !hugetlb.is_empty() {
         cgroups::apply_unified_hugetlb(&state.cgroup_path, &hugetlb)?;
     }
+    cgroups::apply_v2_swap_off(&state.cgroup_path, state.systemd_cgroup, Some(&to_apply))?;
 
     linux.set_resources(Some(merged.clone()));
     spec.set_linux(Some(linux));

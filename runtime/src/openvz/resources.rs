@@ -866,10 +866,12 @@ impl Host {
     pub fn of(layout: &crate::cgroups::Layout) -> Host {
         let cgroup_v2 = layout.is_unified();
         let swap_accounting = if cgroup_v2 {
-            layout
-                .unified
-                .as_ref()
-                .is_some_and(|u| has_swap_file(u, "memory.swap.max"))
+            layout.unified.as_ref().is_some_and(|u| {
+                v2_swap_accounting(
+                    u,
+                    &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+                )
+            })
         } else {
             layout
                 .v1
@@ -881,6 +883,28 @@ impl Host {
             online_cpus: online_cpus(),
             swap_accounting,
         }
+    }
+}
+
+/// cgroup v2 gives every non-root cgroup with the memory controller memory.swap.* unless
+/// the kernel runs without swap accounting; the root cgroup never has them. A child with
+/// memory files tells. A host with none yet (no systemd: the containers' cgroups are the
+/// first ones) is judged by the kernel command line.
+fn v2_swap_accounting(mount: &Path, cmdline: &str) -> bool {
+    let with_memory = std::fs::read_dir(mount).ok().and_then(|entries| {
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .find(|dir| dir.join("memory.max").exists())
+    });
+    match with_memory {
+        Some(child) => child.join("memory.swap.max").exists(),
+        None => !cmdline.split_whitespace().any(|arg| {
+            arg == "swapaccount=0"
+                || arg
+                    .strip_prefix("cgroup.memory=")
+                    .is_some_and(|v| v.split(',').any(|o| o == "noswap"))
+        }),
     }
 }
 
@@ -1195,6 +1219,31 @@ mod tests {
     }
 
     const DISK: BlockDevice = BlockDevice { major: 7, minor: 3 };
+
+    #[test]
+    fn v2_swap_accounting_from_a_child_or_the_command_line() {
+        let root = tempfile::tempdir().unwrap();
+        let cmdline = "console=ttyS0 quiet";
+        // A fresh host: no child cgroup yet, the kernel's default (accounting on).
+        assert!(v2_swap_accounting(root.path(), cmdline));
+        assert!(!v2_swap_accounting(root.path(), "quiet swapaccount=0"));
+        assert!(!v2_swap_accounting(
+            root.path(),
+            "cgroup.memory=nokmem,noswap quiet"
+        ));
+        // A child without the memory controller says nothing.
+        std::fs::create_dir(root.path().join("other")).unwrap();
+        std::fs::write(root.path().join("other/pids.max"), "max").unwrap();
+        assert!(v2_swap_accounting(root.path(), cmdline));
+        // A child with memory files and no swap files: accounting is off, whatever the
+        // command line says.
+        let child = root.path().join("init.scope");
+        std::fs::create_dir(&child).unwrap();
+        std::fs::write(child.join("memory.max"), "max").unwrap();
+        assert!(!v2_swap_accounting(root.path(), cmdline));
+        std::fs::write(child.join("memory.swap.max"), "max").unwrap();
+        assert!(v2_swap_accounting(root.path(), cmdline));
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         Settings::from_pairs(pairs.iter().copied()).unwrap()
