@@ -94,6 +94,9 @@ EOF
 mount -t proc proc /proc; mount -t sysfs sys /sys
 mkdir -p /dev/pts /dev/shm; mount -t devpts -o ptmxmode=0666,newinstance devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx 2>/dev/null; mount -t tmpfs tmpfs /dev/shm
+# What udev or systemd would add: bash's process substitution needs /dev/fd.
+ln -sfn /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
 mount -t tmpfs tmpfs /run; mount -t tmpfs -o mode=1777,size=80% tmpfs /tmp
 # cgroup2 alone, with systemd's options (nsdelegate: a cgroup namespace is a delegation
 # boundary), every controller enabled for children as on a systemd host.
