@@ -68,7 +68,7 @@ field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eva
 
 echo "== build"
 cd "$repo"
-cargo build --release -q --workspace --bins || { echo "build failed" >&2; exit 1; }
+cargo test --release -q --workspace --no-run || { echo "build failed" >&2; exit 1; }
 vzbuild=$repo/target/release/vzbuild
 # Debian roots: cached by recipe, SOURCE_DATE_EPOCH and mmdebstrap version;
 # missing ones are bootstrapped in the background (mostly network and dpkg

@@ -36,8 +36,9 @@ step() { printf '\n== %s (%ss)\n' "$*" $(( $(date +%s) - start )); }
 result() { if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok    $2"; else fail=$((fail + 1)); failed+=("$2"); echo "FAIL  $2"; fi; }
 
 step "build"
-# (--workspace: the features scripts/test.sh built with, so nothing is compiled twice)
-cargo build --release -q --workspace --bins || { echo "build failed" >&2; exit 1; }
+# (the build scripts/test.sh made: `cargo build` would resolve other features, without
+# the dev-dependencies, and compile everything again)
+cargo test --release -q --workspace --no-run || { echo "build failed" >&2; exit 1; }
 bin=$(cargo test --release -q --workspace --test disk --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json, sys
 for line in sys.stdin:

@@ -3,7 +3,7 @@
 #
 # Usage: scripts/test-engines.sh [options] [RUNTIME_PATH]
 #   RUNTIME_PATH   runtime binary to test (default: $VZRUN, else target/release/vzrun, built
-#                  first with `cargo build --release --workspace --bins`, a no-op when it is up to date)
+#                  first with `cargo test --release --workspace --no-run`, a no-op when it is up to date)
 #   --only podman|containerd|systemd   run one group (systemd = the podman --systemd=always boot)
 #   --no-systemd   skip the systemd boot (no Debian image needed then)
 #   --hide-unified hide /sys/fs/cgroup/unified from the engines (crun needs it on this host;
@@ -43,8 +43,8 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 RUNTIME=${RUNTIME:-${VZRUN:-}}   # scripts/test.sh exports VZRUN after building the workspace
 if [ -z "$RUNTIME" ]; then
   RUNTIME=$REPO/target/release/vzrun
-  echo "test-engines: building vzrun (cargo build --release --workspace --bins)" >&2
-  (cd "$REPO" && cargo build --release -q --workspace --bins) || { echo "test-engines: cannot build vzrun" >&2; exit 1; }
+  echo "test-engines: building vzrun (cargo test --release --workspace --no-run)" >&2
+  (cd "$REPO" && cargo test --release -q --workspace --no-run) || { echo "test-engines: cannot build vzrun" >&2; exit 1; }
 fi
 RUNTIME=$(readlink -f -- "$(command -v -- "$RUNTIME" || echo "$RUNTIME")")
 [ -x "$RUNTIME" ] || { echo "test-engines: runtime '$RUNTIME' is not an executable" >&2; exit 2; }

@@ -34,7 +34,7 @@ cargo test --release --workspace --test resources -- --ignored --test-threads=2 
 
 echo "=== resources: podman passes org.openvz.* annotations to vzrun"
 vzrun=${VZRUN:-$PWD/target/release/vzrun}
-[ -x "$vzrun" ] || cargo build --release --workspace --quiet --bin vzrun
+[ -x "$vzrun" ] || cargo test --release --workspace --quiet --no-run
 # shellcheck source=lib/engines.sh
 . scripts/lib/engines.sh
 # shellcheck source=lib/images.sh

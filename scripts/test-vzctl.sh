@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test-vzctl: must run as root" >&2; exit 2; }
-cargo build --release -q --workspace --bins   # (the features scripts/test.sh built with)
+cargo test --release -q --workspace --no-run   # (the build scripts/test.sh made)
 . scripts/lib/templates.sh
 VZCTL_TEST_SYSTEMD_TEMPLATE=$(template_from_recipe templates/debian-12-systemd.recipe target/release/vzbuild)
 VZCTL_TEST_SYSVINIT_TEMPLATE=$(template_from_recipe templates/debian-12-sysvinit.recipe target/release/vzbuild)

@@ -23,8 +23,9 @@ before=$(bash scripts/host-state.sh)
 # One release build serves everything: the tests, and the binaries the scripts below use.
 step "build, unit and integration tests"
 cargo test --workspace --release --quiet -- --test-threads=2
-# The suites below skip the cargo tests this has run, and build with --workspace as this
-# did: the same feature set, so nothing is compiled twice.
+# The suites below skip the cargo tests this has run, and build with `cargo test
+# --workspace --release --no-run` as this did (`cargo build` resolves other features,
+# without the dev-dependencies, and would compile everything again).
 export VZ_TESTS_CARGO_DONE=1
 
 for suite in scripts/test-*.sh; do

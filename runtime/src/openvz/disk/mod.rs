@@ -701,6 +701,16 @@ fn apply_ploop(
     Ok(())
 }
 
+/// An image-backed container's image features (None for simfs).
+fn image_features(ctid: Ctid, layout: Layout, private: &Path) -> VzResult<Option<image::Features>> {
+    match layout {
+        Layout::Ploop => image::features(&image::image_path(private))
+            .map(Some)
+            .map_err(|e| quota_error(format!("Container {ctid}: {e}"))),
+        Layout::Simfs => Ok(None),
+    }
+}
+
 /// The loop device serving a mounted image.
 fn image_device(ctid: Ctid, image_file: &Path) -> VzResult<PathBuf> {
     loopdev::find(image_file).into_iter().next().ok_or_else(|| {
@@ -720,13 +730,7 @@ pub fn prepare_boot(env: &VzEnv, ct: &Ct, spec: &mut Spec) -> VzResult<()> {
     let cfg = DiskConfig::load(env, &ct.conf)?;
     let private = ct.private(env);
     let layout = Layout::of_conf(&ct.conf)?;
-    let features = match layout {
-        Layout::Ploop => Some(
-            image::features(&image::image_path(&private))
-                .map_err(|e| quota_error(format!("Container {}: {e}", ct.ctid)))?,
-        ),
-        Layout::Simfs => None,
-    };
+    let features = image_features(ct.ctid, layout, &private)?;
     check(ct.ctid, layout, &private, &cfg, None, features)?;
     match layout {
         Layout::Simfs => {
@@ -775,13 +779,7 @@ pub fn plan(env: &VzEnv, ct: &Ct, request: &DiskRequest) -> VzResult<Option<Disk
     let after = request.apply_to(&before);
     let private = ct.private(env);
     let layout = Layout::of_conf(&ct.conf)?;
-    let features = match layout {
-        Layout::Ploop => Some(
-            image::features(&image::image_path(&private))
-                .map_err(|e| quota_error(format!("Container {}: {e}", ct.ctid)))?,
-        ),
-        Layout::Simfs => None,
-    };
+    let features = image_features(ct.ctid, layout, &private)?;
     check(ct.ctid, layout, &private, &after, Some(&before), features)?;
     Ok(Some(DiskPlan {
         before,
