@@ -130,16 +130,12 @@ impl Drop for Env {
         for id in self.ids.borrow().iter() {
             let _ = self.run(&["delete", "--force", id]);
         }
-        let _ = std::fs::remove_dir("/sys/fs/cgroup/memory/vzrun-it");
-        for controller in [
-            "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
-            "unified", "",
-        ] {
-            let _ = std::fs::remove_dir(
-                Path::new("/sys/fs/cgroup")
-                    .join(controller)
-                    .join("vzrun-it"),
-            );
+        // The tests' parent cgroup, in every hierarchy (comounts such as net_cls,net_prio
+        // included) and at the root of a pure v2 host; only an empty one goes.
+        let root = Path::new("/sys/fs/cgroup");
+        let _ = std::fs::remove_dir(root.join("vzrun-it"));
+        for hierarchy in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(hierarchy.path().join("vzrun-it"));
         }
     }
 }
