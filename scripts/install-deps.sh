@@ -30,6 +30,7 @@ if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ] && grep -qw net_cls /proc/cgroups
    && ! grep -qE " - cgroup .*[ ,]net_cls(,|$)" /proc/self/mountinfo; then
   dir=/sys/fs/cgroup/net_cls,net_prio
   mkdir -p "$dir" && mount -t cgroup -o net_cls,net_prio cgroup "$dir" \
-    && ln -sfn net_cls,net_prio /sys/fs/cgroup/net_cls && ln -sfn net_cls,net_prio /sys/fs/cgroup/net_prio \
+    && for name in net_cls net_prio; do   # (the usual links; never into an existing directory)
+         [ -e "/sys/fs/cgroup/$name" ] || ln -s net_cls,net_prio "/sys/fs/cgroup/$name"; done \
     && echo "install-deps.sh: mounted the net_cls,net_prio cgroup hierarchy"
 fi
