@@ -11,7 +11,7 @@
 #   ctr_cmd run --rm --runc-binary /path/to/vzrun docker.io/library/x:y id1 true
 #
 # Both teardown functions are safe to call when setup failed half-way or never ran, and more
-# than once, so one EXIT trap set BEFORE the setup covers every path.
+# than once, so one EXIT trap set BEFORE the setup covers every path; they work under set -e.
 #
 # Isolation. Every instance lives in DIR and in a private mount namespace of its own (propagation
 # "slave": mounts made on the host later are still seen inside; nothing made inside leaks out).
@@ -196,7 +196,7 @@ _eng_reap_cgroups() {
       d=$root$rel
       [ -d "$d" ] || continue
       # Children first (systemd in a container makes its own sub-cgroups).
-      find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+      find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
       [ -d "$d" ] && _eng_err "could not remove cgroup $d"
     done
   done
@@ -236,7 +236,8 @@ podman_setup() {
   mkdir -p "$dir"/{storage,runroot,tmp,volumes,net,runtime-state,bin}
   echo "podman $abs_rt" >"$dir/.engines-instance"
   # Which shared parent cgroups existed before: teardown removes only those we made.
-  ls -d /sys/fs/cgroup/*/libpod_parent >"$dir/.libpod_parent-preexisting" 2>/dev/null
+  # (none on a fresh host: ls fails then, which must not end a caller under set -e)
+  ls -d /sys/fs/cgroup/*/libpod_parent >"$dir/.libpod_parent-preexisting" 2>/dev/null || true
 
   # Runtime wrapper: keeps the runtime's state in DIR (see the header).
   cat >"$dir/bin/runtime" <<EOF
@@ -325,7 +326,7 @@ podman_container_cgroup() {
 }
 
 podman_teardown() {
-  local dir=${1:-${PODMAN_DIR:-}} ids id rels=()
+  local dir=${1:-${PODMAN_DIR:-}} ids id rels=() left
   [ -n "$dir" ] || return 0
   dir=$(readlink -m -- "$dir")
   [ -f "$dir/.engines-instance" ] || { [ -d "$dir" ] && rmdir -- "$dir" 2>/dev/null; return 0; }
@@ -347,11 +348,19 @@ podman_teardown() {
   done
   _eng_reap_cgroups "${rels[@]}"
   # Shared by every podman on the host: remove only those we made, and only when empty.
-  for id in /sys/fs/cgroup/*/libpod_parent; do
-    [ -d "$id" ] || continue
-    grep -qxF "$id" "$dir/.libpod_parent-preexisting" 2>/dev/null && continue
-    rmdir "$id/conmon" 2>/dev/null
-    rmdir "$id" 2>/dev/null
+  # conmon exits double-forked: until the host's init reaps it, its zombie keeps
+  # libpod_parent/conmon busy. Retry for a few seconds.
+  local try
+  for ((try = 0; try < 50; try++)); do
+    left=0
+    for id in /sys/fs/cgroup/*/libpod_parent; do
+      [ -d "$id" ] || continue
+      grep -qxF "$id" "$dir/.libpod_parent-preexisting" 2>/dev/null && continue
+      rmdir "$id/conmon" 2>/dev/null || true   # (callers may run under set -e)
+      rmdir "$id" 2>/dev/null || left=1
+    done
+    [ $left = 0 ] && break
+    sleep 0.1
   done
   _eng_umount_under "$dir"
   rm -rf --one-file-system -- "$dir"
@@ -429,11 +438,11 @@ containerd_stop() {
   if [ -n "$ns" ] && _eng_ns_pid "$dir" >/dev/null && [ -S "$dir/containerd.sock" ]; then
     # Orderly first: tasks, then containers, so the runtime's delete runs and cleans up.
     for id in $(timeout 20 "$dir/bin/ctr" task ls -q 2>/dev/null); do
-      timeout 20 "$dir/bin/ctr" task kill -s SIGKILL "$id" >/dev/null 2>&1
-      timeout 20 "$dir/bin/ctr" task delete --force "$id" >/dev/null 2>&1
+      timeout 20 "$dir/bin/ctr" task kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+      timeout 20 "$dir/bin/ctr" task delete --force "$id" >/dev/null 2>&1 || true
     done
     for id in $(timeout 20 "$dir/bin/ctr" container ls -q 2>/dev/null); do
-      timeout 20 "$dir/bin/ctr" container delete "$id" >/dev/null 2>&1
+      timeout 20 "$dir/bin/ctr" container delete "$id" >/dev/null 2>&1 || true
     done
   fi
   _eng_kill_ns "$dir"
