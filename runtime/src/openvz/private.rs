@@ -35,25 +35,25 @@ pub fn mount_root(private: &Path, root: &Path, layout: Layout) -> VzResult<()> {
             format!("create {}: {e}", root.display()),
         )
     })?;
-    match layout {
-        Layout::Simfs => mount(
-            Some(private),
-            root,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| {
-            VzError::new(
-                ExitCode::MountFailed,
-                format!("mount {} on {}: {e}", private.display(), root.display()),
-            )
-        })?,
-        Layout::Ploop => {
-            image::mount_image(&image::image_path(private), root)
-                .map_err(|e| VzError::new(ExitCode::MountFailed, e.to_string()))?;
-        }
+    if layout == Layout::Ploop {
+        // (mount_image makes the mount private itself: it also remounts to grow offline)
+        image::mount_image(&image::image_path(private), root)
+            .map_err(|e| VzError::new(ExitCode::MountFailed, e.to_string()))?;
+        return Ok(());
     }
+    mount(
+        Some(private),
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        VzError::new(
+            ExitCode::MountFailed,
+            format!("mount {} on {}: {e}", private.display(), root.display()),
+        )
+    })?;
     // Mounts made below the root on the host stay out of other namespaces' way, and
     // the container's own mounts (made in its namespace) never show up here.
     mount(
