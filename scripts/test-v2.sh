@@ -22,7 +22,8 @@
 #      passing on runc must pass on vzrun;
 #   6. nothing left behind in the guest (cgroups, mounts).
 # Results stay in target/v2-tests/ (results, oci-tests JSON lines and comparison).
-# Env: V2_TESTS_VM_TIMEOUT (seconds for the whole guest run, default 1200).
+# Env: V2_TESTS_VM_TIMEOUT (seconds for the whole guest run, default 900; each call in it
+# has its own bound, see guarded()).
 # Exit status: non-zero when any check fails or the guest gives no status.
 set -uo pipefail
 export LC_ALL=C.UTF-8
@@ -33,6 +34,9 @@ TARGET=x86_64-unknown-linux-gnu
 OUT=$repo/target/v2-tests
 OCI_TESTS=$repo/target/$TARGET/debug/oci-tests
 VZRUN=$repo/target/release/vzrun
+# The oci-tests run against runc and vzrun: the cgroup tests, and the device cgroup (an
+# eBPF program on v2: a runtime that does not attach one lets a container open any device).
+OCI_FILTERS=(cgroups. linux.device_cgroup_ linux.default_devices)
 # Unit tests of the modules that read, translate or write cgroups.
 UNIT_FILTERS=(cgroups:: prepare:: container::update container::events container::ps
   openvz::resources openvz::beancounters openvz::translate)
@@ -66,6 +70,37 @@ v = json.load(sys.stdin)
 for k in sys.argv[1].split("."):
     v = v[k] if isinstance(v, dict) else v[int(k)]
 print(v)' "$1" 2>/dev/null; }
+# Every call of a runtime or test program is bounded: a hang becomes a failed check naming
+# the call, with the guest's processes (state, wait channel, kernel stack) printed and kept
+# in $OUT/hangs.txt, instead of a guest that gives no status at the VM timeout.
+guarded() { # SECONDS CMD...
+  local limit=$1 pid dog rc; shift
+  "$@" &
+  pid=$!
+  ( timeout "$limit" tail --pid="$pid" -f /dev/null ||
+      { dump_processes "$limit s: $*" | tee -a "$OUT/hangs.txt" >&2; kill -KILL "$pid"; } ) &
+  dog=$!
+  wait "$pid"; rc=$?
+  wait "$dog"
+  if [ $rc = 137 ] && grep -qF "$limit s: $*" "$OUT/hangs.txt" 2>/dev/null; then
+    record "FAIL  hung for $limit s: $*"
+  fi
+  return $rc
+}
+dump_processes() { # WHAT
+  local p
+  echo "=== hung for $1"
+  ps -eo pid,ppid,stat,wchan:30,etimes,args
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" = $$ ] && continue
+    case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+      *vzrun*|*vzctl*|*runc*|*oci-tests*|*/deps/*)
+        echo "--- ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline")"
+        grep -E '^(State|SigBlk|SigPnd|ShdPnd):' "$p/status"; cat "$p/stack" 2>/dev/null ;;
+    esac
+  done
+  dmesg | tail -n 20
+}
 # Waits up to 10 s for CMD to succeed.
 eventually() { local _; for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
 no_dir() { [ ! -e "$1" ]; }
@@ -106,12 +141,31 @@ guest_is_pure_v2() {
 # vzrun alone: the files it writes, live updates, freezing, stats, deletion, bad input.
 vzrun_checks() {
   local t=$1 st=$1/state id=v2-ct pid cg=/sys/fs/cgroup/vzrun/v2-ct out rc
-  rt() { "$VZRUN" --root "$st" "$@" </dev/null; }
+  rt() { guarded 120 "$VZRUN" --root "$st" "$@" </dev/null; }
+  devices_enforced() { # PREFIX
+    check "${1}device cgroup: an allowed device opens" yes "$(rt exec "$id" sh -c ': <>/dev/fuse && echo yes')"
+    check "${1}device cgroup: an allowed device node can be made" yes \
+      "$(rt exec "$id" sh -c 'mknod /dev/fuse-$$ c 10 229 && rm /dev/fuse-$$ && echo yes')"
+    check "${1}device cgroup: a disk cannot be opened (EPERM)" 1 \
+      "$(rt exec "$id" sh -c ': </dev/oci-disk' 2>&1 | grep -c 'not permitted')"
+    check "${1}device cgroup: a disk node made inside cannot be opened (EPERM)" 1 \
+      "$(rt exec "$id" sh -c 'mknod /dev/disk-$$ b 8 16 && : </dev/disk-$$' 2>&1 | grep -c 'not permitted')"
+  }
   state_pid() { rt state "$1" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'; }
   state_status() { rt state "$1" | grep -o '"status": *"[a-z]*"' | cut -d'"' -f4; }
   status_is() { [ "$(state_status "$1")" = "$2" ]; }
-  # No cgroupsPath: vzrun's default /vzrun/<id>.
-  EDIT='c["linux"]["resources"].update({"memory": {"limit": 64 << 20}, "pids": {"limit": 32}})' \
+  # No cgroupsPath: vzrun's default /vzrun/<id>. The device cgroup (an eBPF program on
+  # v2) allows /dev/fuse (10:229, in no default list) and nothing else outside the
+  # defaults; the process holds CAP_MKNOD (making nodes is allowed, as runc's defaults
+  # do), so only the cgroup stops it opening a disk (8:0; EPERM from the cgroup, ENXIO
+  # would mean it was let through).
+  EDIT='c["linux"]["resources"].update({"memory": {"limit": 64 << 20}, "pids": {"limit": 32}})
+c["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
+    {"path": "/dev/oci-disk", "type": "b", "major": 8, "minor": 0, "fileMode": 0o660}]
+c["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]
+for caps in c["process"]["capabilities"].values():
+    caps.append("CAP_MKNOD")' \
     bundle "$t/b" sleep 1000000 || { record "FAIL  make a bundle"; return; }
   if ! rt create --bundle "$t/b" "$id" >"$t/create.log" 2>&1 || ! rt start "$id" >>"$t/create.log" 2>&1; then
     record "FAIL  vzrun create/start: $(tail -n 3 "$t/create.log")"; return
@@ -123,6 +177,7 @@ vzrun_checks() {
   check "inside: its own cgroup namespace" "0::/" "$(rt exec "$id" cat /proc/self/cgroup)"
   check "inside: /sys/fs/cgroup is its own cgroup" 67108864 "$(rt exec "$id" cat /sys/fs/cgroup/memory.max)"
   check "inside: /sys/fs/cgroup is read-only" no "$(rt exec "$id" sh -c 'mkdir /sys/fs/cgroup/x 2>/dev/null && echo yes || echo no')"
+  devices_enforced ""
 
   rt update --memory 134217728 --pids-limit 50 --cpu-quota 50000 --cpu-period 100000 \
     --cpuset-cpus 0 "$id" 2>"$t/update.log" || record "FAIL  vzrun update (flags): $(cat "$t/update.log")"
@@ -131,6 +186,7 @@ vzrun_checks() {
   check "update: cpu.max live" "50000 100000" "$(cat $cg/cpu.max)"
   check "update: cpuset.cpus live" 0 "$(cat $cg/cpuset.cpus)"
   check "update: seen inside" 134217728 "$(rt exec "$id" cat /sys/fs/cgroup/memory.max)"
+  devices_enforced "after update: "
   echo '{"memory": {"limit": 100663296}, "pids": {"limit": 77}}' >"$t/res.json"
   rt update -r "$t/res.json" "$id" 2>"$t/update.log" || record "FAIL  vzrun update -r: $(cat "$t/update.log")"
   check "update -r: memory.max" 100663296 "$(cat $cg/memory.max)"
@@ -186,6 +242,29 @@ vzrun_checks() {
   check "the refusal names net_cls" yes "$(echo "$out" | grep -q net_cls && echo yes)"
   check_that "a refused create leaves no cgroup" no_dir /sys/fs/cgroup/vzrun/v2-net
   check_that "a refused create leaves no state" no_dir "$st/v2-net"
+
+  # The systemd driver is refused on v2: its manager would apply no device rules.
+  out=$(rt --systemd-cgroup create --bundle "$t/b" v2-systemd 2>&1); rc=$?
+  check "--systemd-cgroup refused on v2" yes "$([ $rc != 0 ] && echo yes)"
+  check "the refusal names the device cgroup and the fix" yes \
+    "$(echo "$out" | grep -q 'device cgroup.*cgroupfs driver' && echo yes)"
+  check_that "a refused --systemd-cgroup create leaves no state" no_dir "$st/v2-systemd"
+
+  # Containers made and deleted at once under the shared default parent /vzrun: creates
+  # race to make the parent (libcgroups checks, then mkdirs: EEXIST), and a delete removes
+  # it when it empties, under a create about to make its own cgroup there (ENOENT).
+  EDIT= bundle "$t/race" true || { record "FAIL  make a bundle"; return; }
+  local loop
+  : >"$t/race.log"
+  for loop in 1 2 3 4; do
+    ( for i in 1 2 3 4 5 6; do
+        rt run --bundle "$t/race" "race-$loop-$i" >>"$t/race.log" 2>&1 ||
+          echo "race-$loop-$i failed" >>"$t/race.log"
+      done ) &
+  done
+  wait
+  check "concurrent runs under one parent all succeed" "" "$(grep -v '^$' "$t/race.log" | head -n 3)"
+  check_that "the shared parent is gone after the last" no_dir /sys/fs/cgroup/vzrun
 }
 
 # The same spec on runc and vzrun must give the same cgroup v2 files (runc is the
@@ -206,7 +285,7 @@ c['linux']['resources'].update({
     'hugepageLimits': [{'pageSize': '2MB', 'limit': 4 << 20}],
     'unified': {'memory.high': str(96 << 20)}})" bundle "$t/$rtname" sleep 1000000 ||
       { record "FAIL  make a bundle"; return; }
-    if ! "$bin" --root "$t/state-$rtname" run -d --bundle "$t/$rtname" "same-$rtname" \
+    if ! guarded 120 "$bin" --root "$t/state-$rtname" run -d --bundle "$t/$rtname" "same-$rtname" \
         </dev/null >"$t/$rtname.log" 2>&1; then
       record "FAIL  $rtname runs the resource spec: $(tail -n 3 "$t/$rtname.log")"; differ=1
     fi
@@ -221,7 +300,7 @@ c['linux']['resources'].update({
   check "cpu.shares 2048 -> cpu.weight as runc 1.3.2 and later" 174 "$(cat /sys/fs/cgroup/v2-same/vzrun/cpu.weight)"
   for rtname in runc vzrun; do
     local bin=$VZRUN; [ $rtname = runc ] && bin=$(command -v runc)
-    "$bin" --root "$t/state-$rtname" delete --force "same-$rtname" >/dev/null 2>&1
+    guarded 120 "$bin" --root "$t/state-$rtname" delete --force "same-$rtname" >/dev/null 2>&1
   done
   rmdir /sys/fs/cgroup/v2-same 2>/dev/null
   check_that "both containers deleted with their cgroups" no_dir /sys/fs/cgroup/v2-same
@@ -230,7 +309,7 @@ c['linux']['resources'].update({
 # A vzctl system container (busybox init as PID 1) on cgroup v2.
 system_container_checks() {
   local t=$1 etc=$1/etc pid cg=/sys/fs/cgroup/vz/101 out
-  vz() { VZCTL_ETC=$etc "$repo/target/release/vzctl" "$@" </dev/null; }
+  vz() { VZCTL_ETC=$etc guarded 120 "$repo/target/release/vzctl" "$@" </dev/null; }
   mkdir -p "$etc/conf" "$t/template/cache/busybox-v2-x86_64"
   printf '%s\n' "VE_ROOT=$t/root/\$VEID" "VE_PRIVATE=$t/private/\$VEID" "TEMPLATE=$t/template" \
     "LOCKDIR=$t/lock" "VZRUN_ROOT=$t/run" STOP_TIMEOUT=20 >"$etc/vz.conf"
@@ -265,13 +344,13 @@ system_container_checks() {
 
 oci_tests_runc_vs_vzrun() {
   local rc
-  "$OCI_TESTS" run --runtime "$(command -v runc)" -j 2 --results "$OUT/oci-runc.jsonl" cgroups.
+  guarded 600 "$OCI_TESTS" run --runtime "$(command -v runc)" -j 2 --results "$OUT/oci-runc.jsonl" "${OCI_FILTERS[@]}"
   rc=$?
-  check "oci-tests cgroups.* pass on runc (the reference)" 0 "$rc"
-  "$OCI_TESTS" run --runtime "$VZRUN" -j 2 --results "$OUT/oci-vzrun.jsonl" cgroups.
+  check "oci-tests ${OCI_FILTERS[*]} pass on runc (the reference)" 0 "$rc"
+  guarded 600 "$OCI_TESTS" run --runtime "$VZRUN" -j 2 --results "$OUT/oci-vzrun.jsonl" "${OCI_FILTERS[@]}"
   "$OCI_TESTS" compare "$OUT/oci-runc.jsonl" "$OUT/oci-vzrun.jsonl" | tee "$OUT/oci-compare.txt"
   rc=${PIPESTATUS[0]}
-  check "oci-tests cgroups.*: every test passing on runc passes on vzrun" 0 "$rc"
+  check "oci-tests ${OCI_FILTERS[*]}: every test passing on runc passes on vzrun" 0 "$rc"
   check_that "oci-tests ran tests on vzrun" test "$(grep -c '"status"' "$OUT/oci-vzrun.jsonl")" -gt 0
 }
 
@@ -295,7 +374,7 @@ guest_main() {
   guest_is_pure_v2
 
   step "unit tests (${UNIT_FILTERS[*]})"
-  "$V2_UNIT" --test-threads=2 -q "${UNIT_FILTERS[@]}"
+  guarded 300 "$V2_UNIT" --test-threads=2 -q "${UNIT_FILTERS[@]}"
   check "cgroup-related unit tests" 0 $?
 
   step "vzrun on cgroup v2"
@@ -306,14 +385,14 @@ guest_main() {
   mkdir "$t/vz"; system_container_checks "$t/vz"
 
   step "vzctl tests (runtime/tests/vzctl.rs: ${VZCTL_TESTS[*]})"
-  "$V2_VZCTL" --exact --test-threads=2 -q "${VZCTL_TESTS[@]}"
+  guarded 600 "$V2_VZCTL" --exact --test-threads=2 -q "${VZCTL_TESTS[@]}"
   check "vzctl busybox tests" 0 $?
 
   step "resource tests (runtime/tests/resources.rs: ${RESOURCE_TESTS[*]})"
-  "$V2_RESOURCES" --ignored --exact --test-threads=2 -q "${RESOURCE_TESTS[@]}"
+  guarded 600 "$V2_RESOURCES" --ignored --exact --test-threads=2 -q "${RESOURCE_TESTS[@]}"
   check "vzctl resource tests" 0 $?
 
-  step "oci-tests cgroups.* against runc and vzrun"
+  step "oci-tests ${OCI_FILTERS[*]} against runc and vzrun"
   oci_tests_runc_vs_vzrun
 
   step "nothing left behind"
@@ -377,7 +456,7 @@ host_main() {
   rm -rf "$tpl" "$OUT/bundle"
 
   step "boot the pure cgroup v2 guest and run the tests there"
-  TEST_VM_TIMEOUT=${V2_TESTS_VM_TIMEOUT:-1200} bash scripts/lib/test-vm.sh run -C "$repo" -- \
+  TEST_VM_TIMEOUT=${V2_TESTS_VM_TIMEOUT:-900} bash scripts/lib/test-vm.sh run -C "$repo" -- \
     env V2_UNIT="$unit" V2_VZCTL="$vzctl" V2_RESOURCES="$resources" \
     bash scripts/test-v2.sh --guest
   local rc=$? pass fail

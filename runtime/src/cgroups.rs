@@ -4,7 +4,9 @@
 //! /proc reads.
 
 use std::collections::HashMap;
-use std::fs;
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -239,13 +241,17 @@ pub fn remove(cgroup_path: &Path, systemd: bool, id: &str) -> Result<()> {
             failures.push(format!("{}: {e}", dir.display()));
         }
     }
-    if let Some(parent) = OWNED_PARENTS
-        .iter()
-        .find(|p| cgroup_path.parent() == Some(Path::new("/").join(p).as_path()))
-    {
-        for mount in &mounts {
-            // Fails harmlessly while other containers still live there.
-            let _ = fs::remove_dir(mount.join(parent));
+    if let Some(lock_dir) = owned_parent_lock_dir(layout, cgroup_path) {
+        // Not while a create holds it (hold_parents); rmdir fails harmlessly while other
+        // containers still live there.
+        let held = File::open(&lock_dir)
+            .ok()
+            .filter(|dir| flock(dir, libc::LOCK_EX | libc::LOCK_NB).is_ok());
+        if let (Some(lock), Some(parent)) = (held, owned_parent(cgroup_path)) {
+            for mount in &mounts {
+                let _ = fs::remove_dir(mount.join(parent));
+            }
+            drop(lock); // only now may a create make it again
         }
     }
     if failures.is_empty() {
@@ -257,6 +263,90 @@ pub fn remove(cgroup_path: &Path, systemd: bool, id: &str) -> Result<()> {
             "could not remove {}",
             failures.join(", ")
         )))
+    }
+}
+
+/// Held by `create` while the container's cgroup is being made (see `hold_parents`).
+pub struct ParentsHeld {
+    _lock: Option<File>,
+}
+
+/// Makes the parents of a new container's cgroup and keeps them from being removed until
+/// the guard is dropped (after the container's own cgroup exists):
+/// * on cgroup v2 the parents are made here: libcgroups' v2 manager checks "exists" then
+///   mkdirs each level, and fails with EEXIST when two creates make a shared parent at once;
+/// * a parent vzrun owns (`/vzrun`, `/vz`) is removed by `remove` when its last container
+///   goes; a shared flock on it here against the exclusive one there keeps a delete from
+///   removing it between our mkdir and the container's (which would fail with ENOENT).
+pub fn hold_parents(cgroup_path: &Path, systemd: bool) -> Result<ParentsHeld> {
+    let relative = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+    let parent = match relative.parent() {
+        Some(p) if !systemd && !p.as_os_str().is_empty() => p,
+        _ => return Ok(ParentsHeld { _lock: None }),
+    };
+    let layout = Layout::detect();
+    if let (true, Some(unified)) = (layout.is_unified(), &layout.unified) {
+        let dir = unified.join(parent);
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::Cgroup(format!("create {}: {e}", dir.display())))?;
+    }
+    let Some(lock_dir) = owned_parent_lock_dir(layout, cgroup_path) else {
+        return Ok(ParentsHeld { _lock: None });
+    };
+    // A delete may remove the directory between our mkdir and our lock: then again.
+    for _ in 0..100 {
+        fs::create_dir_all(&lock_dir)
+            .map_err(|e| Error::Cgroup(format!("create {}: {e}", lock_dir.display())))?;
+        let Ok(dir) = File::open(&lock_dir) else {
+            continue;
+        };
+        flock(&dir, libc::LOCK_SH)
+            .map_err(|e| Error::Cgroup(format!("lock {}: {e}", lock_dir.display())))?;
+        if dir.metadata().map(|m| m.nlink() > 0).unwrap_or(false) {
+            return Ok(ParentsHeld { _lock: Some(dir) });
+        }
+    }
+    Err(Error::Cgroup(format!(
+        "{} keeps being removed while this container is created",
+        lock_dir.display()
+    )))
+}
+
+/// The parent of `cgroup_path` that vzrun owns, if it is one.
+fn owned_parent(cgroup_path: &Path) -> Option<&'static str> {
+    OWNED_PARENTS
+        .iter()
+        .find(|p| cgroup_path.parent() == Some(Path::new("/").join(p).as_path()))
+        .copied()
+}
+
+/// The directory standing for an owned parent of `cgroup_path` in every hierarchy (the
+/// unified one on v2, one v1 hierarchy chosen the same way by every vzrun on v1).
+fn owned_parent_lock_dir(layout: &Layout, cgroup_path: &Path) -> Option<PathBuf> {
+    let parent = owned_parent(cgroup_path)?;
+    let mount = if layout.is_unified() {
+        layout.unified.clone()
+    } else {
+        layout
+            .v1
+            .get("pids")
+            .or_else(|| layout.v1.get("memory"))
+            .or_else(|| layout.v1.values().min())
+            .cloned()
+    }?;
+    Some(mount.join(parent))
+}
+
+fn flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: flock(2) on a valid open descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
 }
 

@@ -7,7 +7,10 @@
 //! missed. The container process clears the inherited mask right before exec
 //! (see `executor`).
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::signal;
@@ -108,7 +111,7 @@ pub fn wait(pid: i32, capture: &SignalCapture, master: Option<OwnedFd>) -> Resul
     let relay = master.map(|m| Relay {
         master: m,
         input: Some(libc::STDIN_FILENO),
-        output: libc::STDOUT_FILENO,
+        output: Output::Fd(libc::STDOUT_FILENO),
     });
     Ok(wait_relaying(pid, capture, relay, true)?.code())
 }
@@ -119,7 +122,91 @@ pub struct Relay {
     /// Copied to the terminal (None: nothing is typed into it).
     pub input: Option<RawFd>,
     /// Receives what the container writes to its terminal.
-    pub output: RawFd,
+    pub output: Output,
+}
+
+/// Where a container's terminal output goes.
+pub enum Output {
+    /// A terminal or pipe (the caller's stdout).
+    Fd(RawFd),
+    /// A log file of bounded size (a system container's console, which nobody reads live).
+    Log(CappedLog),
+}
+
+impl Output {
+    fn write(&mut self, data: &[u8]) {
+        match self {
+            Output::Fd(fd) => write_all(*fd, data),
+            Output::Log(log) => log.write(data),
+        }
+    }
+}
+
+/// A log that never grows past `limit` bytes: when a write would cross it, the file is
+/// renamed to `<path>.1` (replacing the older one) and a new one begun, so a container
+/// printing forever holds at most twice the limit on the host's disk.
+pub struct CappedLog {
+    path: PathBuf,
+    file: File,
+    written: u64,
+    limit: u64,
+}
+
+impl CappedLog {
+    /// Creates (truncates) `path` and removes its older generation: a log begins anew.
+    pub fn create(path: &Path, limit: u64) -> std::io::Result<Self> {
+        let _ = std::fs::remove_file(Self::rotated_path(path));
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Self::open(path)?,
+            written: 0,
+            limit: limit.max(1),
+        })
+    }
+
+    fn open(path: &Path) -> std::io::Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+    }
+
+    /// The older generation of `path`.
+    pub fn rotated_path(path: &Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".1");
+        PathBuf::from(name)
+    }
+
+    fn write(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.written >= self.limit && !self.rotate() {
+                return; // nowhere to write: drop the output rather than stall the container
+            }
+            let room = (self.limit - self.written) as usize;
+            let (now, later) = data.split_at(data.len().min(room));
+            if self.file.write_all(now).is_err() {
+                return;
+            }
+            self.written += now.len() as u64;
+            data = later;
+        }
+    }
+
+    fn rotate(&mut self) -> bool {
+        if std::fs::rename(&self.path, Self::rotated_path(&self.path)).is_err() {
+            return false;
+        }
+        match Self::open(&self.path) {
+            Ok(file) => {
+                self.file = file;
+                self.written = 0;
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// Waits for `pid`, relaying its terminal, reaping orphans; with `forward` every signal
@@ -136,12 +223,12 @@ pub fn wait_relaying(
         }
         set_nonblocking(r.master.as_raw_fd());
     }
-    let master = relay.as_ref().map(|r| r.master.as_raw_fd());
-    let mut input = relay.as_ref().and_then(|r| r.input);
-    let output = relay
-        .as_ref()
-        .map(|r| r.output)
-        .unwrap_or(libc::STDOUT_FILENO);
+    // `_master_fd` keeps the terminal open while we relay it.
+    let (_master_fd, mut input, mut output) = match relay {
+        Some(r) => (Some(r.master), r.input, r.output),
+        None => (None, None, Output::Fd(libc::STDOUT_FILENO)),
+    };
+    let master = _master_fd.as_ref().map(|m| m.as_raw_fd());
     let mut master_open = master.is_some();
     let mut status: Option<ProcessExit> = None;
     loop {
@@ -151,7 +238,7 @@ pub fn wait_relaying(
         }
         if let Some(exit) = status {
             if let Some(m) = master {
-                drain(m, output);
+                drain(m, &mut output);
             }
             return Ok(exit);
         }
@@ -202,10 +289,13 @@ pub fn wait_relaying(
                     }
                 }
             } else if Some(entry.fd) == input {
-                if !copy(entry.fd, master.expect("relay has a master")) {
+                if !copy(
+                    entry.fd,
+                    &mut Output::Fd(master.expect("relay has a master")),
+                ) {
                     input = None;
                 }
-            } else if Some(entry.fd) == master && !copy(entry.fd, output) {
+            } else if Some(entry.fd) == master && !copy(entry.fd, &mut output) {
                 master_open = false;
             }
         }
@@ -237,7 +327,7 @@ fn set_nonblocking(fd: RawFd) {
 }
 
 /// Copies what is available from `from` to `to`; false at end of file or on error.
-fn copy(from: RawFd, to: RawFd) -> bool {
+fn copy(from: RawFd, to: &mut Output) -> bool {
     let mut buf = [0u8; 16384];
     // SAFETY: read(2) into a local buffer of the given size.
     let n = unsafe { libc::read(from, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
@@ -251,7 +341,7 @@ fn copy(from: RawFd, to: RawFd) -> bool {
     if n == 0 {
         return false;
     }
-    write_all(to, &buf[..n as usize]);
+    to.write(&buf[..n as usize]);
     true
 }
 
@@ -281,7 +371,7 @@ fn write_all(fd: RawFd, mut data: &[u8]) {
 }
 
 /// Copies the rest of the container's output after it exited.
-fn drain(master: RawFd, output: RawFd) {
+fn drain(master: RawFd, output: &mut Output) {
     while copy(master, output) {
         let mut pfd = libc::pollfd {
             fd: master,
@@ -308,5 +398,22 @@ mod tests {
             ProcessExit::Signaled(9)
         );
         assert_eq!(ProcessExit::from_status(libc::SIGKILL).code(), 137);
+    }
+
+    #[test]
+    fn capped_log_rotates_and_never_exceeds_twice_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("101.console");
+        let mut log = Output::Log(CappedLog::create(&path, 10).unwrap());
+        log.write(b"0123456"); // 7 bytes: fits
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456");
+        log.write(b"789abcdefghij"); // crosses the limit: the first 10 bytes fill it
+        let rotated = CappedLog::rotated_path(&path);
+        assert_eq!(std::fs::read(&rotated).unwrap(), b"0123456789");
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcdefghij");
+        log.write(&[b'x'; 25]); // two more rotations: only the newest two generations stay
+        assert_eq!(std::fs::read(&rotated).unwrap(), [b'x'; 10]);
+        assert_eq!(std::fs::read(&path).unwrap(), [b'x'; 5]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -149,7 +149,7 @@ run() {
   timeout "${TEST_VM_TIMEOUT:-1800}" qemu-system-x86_64 "${accel[@]}" -m "${TEST_VM_MEM:-3G}" \
     -smp "${TEST_VM_CPUS:-2}" -nographic -no-reboot -monitor none -serial "file:$ctl/console.log" \
     -nic none -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd" "${fs[@]}" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 cgroup_no_v1=all,named" \
+    -append "console=ttyS0 quiet loglevel=4 panic=-1 cgroup_no_v1=all,named" \
     -chardev stdio,id=out,signal=off -device virtio-serial-pci -device virtconsole,chardev=out \
     </dev/null &
   qpid=$!; wait "$qpid" || true; qpid=

@@ -38,6 +38,21 @@ pub struct Created {
     pub state: ContainerState,
 }
 
+/// libcgroups' systemd manager applies no device rules on cgroup v2 (there the device
+/// cgroup is an eBPF program, which only its cgroupfs manager attaches): refused rather than
+/// run containers that could open any device.
+fn check_cgroup_driver(systemd: bool, unified: bool) -> Result<()> {
+    if systemd && unified {
+        return Err(Error::InvalidArgument(
+            "--systemd-cgroup on a cgroup v2 host is not supported yet (the device cgroup \
+             could not be enforced); use the cgroupfs driver (podman: --cgroup-manager \
+             cgroupfs; containerd: SystemdCgroup = false)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<Created> {
     let dir = ContainerDir::new(&rt.root, id)?;
     let loaded = spec::load_bundle(&opts.bundle)?;
@@ -45,6 +60,7 @@ pub fn create(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<Created> {
         tracing::warn!(target: "vzrun", "config.json: unknown field {field} is ignored");
     }
     check_terminal(&loaded.spec, opts.console_socket.is_some())?;
+    check_cgroup_driver(rt.systemd_cgroup, cgroups::Layout::detect().is_unified())?;
     if rt.systemd_cgroup && !libcgroups::systemd::booted() {
         return Err(Error::InvalidArgument(
             "--systemd-cgroup needs systemd running as the host's init, and it is not".into(),
@@ -194,6 +210,7 @@ fn spawn_init(
         as_sibling: false,
         pid_file: None,
     };
+    let parents = cgroups::hold_parents(&state.cgroup_path, rt.systemd_cgroup)?;
     let membership = if rt.systemd_cgroup {
         None
     } else {
@@ -202,6 +219,7 @@ fn spawn_init(
     let pid = libcontainer::process::container_main_process::container_main_process(&args)
         .map_err(|e| Error::Container(chain_message(&e)));
     drop(membership);
+    drop(parents);
     Ok(pid?.as_raw())
 }
 
@@ -259,4 +277,19 @@ pub(crate) fn destroy(
     )?;
     cgroups::remove(&state.cgroup_path, state.systemd_cgroup, &state.id)?;
     dir.remove(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_systemd_driver_is_refused_on_cgroup_v2_only() {
+        assert!(check_cgroup_driver(false, true).is_ok());
+        assert!(check_cgroup_driver(false, false).is_ok());
+        assert!(check_cgroup_driver(true, false).is_ok());
+        let message = check_cgroup_driver(true, true).unwrap_err().to_string();
+        assert!(message.contains("device cgroup"), "{message}");
+        assert!(message.contains("cgroupfs"), "{message}");
+    }
 }

@@ -40,10 +40,15 @@ pub fn update(rt: &Runtime, id: &str, update: &Value) -> Result<LinuxResources> 
     let merged: LinuxResources = serde_path_to_error::deserialize(merged_value)
         .map_err(|e| Error::InvalidArgument(format!("resources: {e}")))?;
 
-    // Devices are not re-applied: rewriting the device cgroup of a live container could
-    // briefly deny devices it uses, and runc's update leaves them alone too.
+    // Devices on cgroup v1 are not re-applied: rewriting devices.deny/allow of a live
+    // container could briefly deny devices it uses (runc's update leaves them alone too).
+    // On v2 the device filter is one eBPF program that every apply replaces (the new one is
+    // attached before the old is detached), built from the rules it is given: applying
+    // none would shrink the container's devices to the defaults.
     let mut to_apply = merged.clone();
-    to_apply.set_devices(None);
+    if !cgroups::Layout::detect().is_unified() || state.systemd_cgroup {
+        to_apply.set_devices(None);
+    }
     let mut hugetlb = Vec::new();
     if cgroups::hugetlb_is_unified_only() {
         hugetlb = to_apply

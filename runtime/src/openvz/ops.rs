@@ -182,7 +182,7 @@ pub fn destroy(env: &VzEnv, ctid: Ctid) -> VzResult<()> {
     if let Some(name) = ct.name() {
         unlink_name(env, name);
     }
-    for suffix in ["console", "last", "log"] {
+    for suffix in ["console", "console.1", "last", "log"] {
         let _ = std::fs::remove_file(supervisor::dir(env).join(format!("{ctid}.{suffix}")));
     }
     let _ = std::fs::remove_dir_all(env.bundle_dir(ctid));

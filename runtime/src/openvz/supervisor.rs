@@ -12,7 +12,8 @@
 //! ```text
 //! <CTID>.pid       "pid start-time" of the supervisor
 //! <CTID>.stop      exists while `vzctl stop` runs: an init exit then never reboots
-//! <CTID>.console   the console output since the last boot
+//! <CTID>.console   the console output since the last boot (1 MiB at most, then it
+//!                  becomes <CTID>.console.1, the generation before)
 //! <CTID>.last      how the last boot ended (halt, reboot, exit N, signal N)
 //! <CTID>.log       the supervisor's own messages
 //! ```
@@ -32,8 +33,13 @@ use super::error::{ExitCode, VzError, VzResult};
 use super::lock::CtLock;
 use super::{boot, private};
 use crate::container::delete;
-use crate::foreground::{self, ProcessExit, Relay, SignalCapture};
+use crate::foreground::{self, CappedLog, Output, ProcessExit, Relay, SignalCapture};
 use crate::procfs;
+
+/// Bytes of console output kept per generation: `<CTID>.console` is renamed to
+/// `<CTID>.console.1` when it reaches this size, so a container printing forever holds
+/// at most twice this on the host's disk.
+pub const CONSOLE_LOG_LIMIT: u64 = 1 << 20;
 
 /// The readiness pipe's write end in the supervisor.
 const READY_FD: RawFd = 3;
@@ -253,16 +259,12 @@ fn watch(
     capture: &SignalCapture,
 ) -> crate::Result<ProcessExit> {
     let path = console_log(env, ctid);
-    let log = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)
+    let log = CappedLog::create(&path, CONSOLE_LOG_LIMIT)
         .map_err(|e| crate::Error::io(format!("open {}", path.display()), e))?;
     let relay = Relay {
         master,
         input: None,
-        output: log.as_raw_fd(),
+        output: Output::Log(log),
     };
     foreground::wait_relaying(pid, capture, Some(relay), false)
 }
