@@ -77,7 +77,7 @@ guarded() { # SECONDS CMD...
   local limit=$1 pid dog rc; shift
   "$@" &
   pid=$!
-  ( timeout "$limit" tail --pid="$pid" -f /dev/null ||
+  ( timeout "$limit" tail -s 0.1 --pid="$pid" -f /dev/null ||   # (-s 0.1: by default tail looks once a second, a second lost per call)
       { dump_processes "$limit s: $*" | tee -a "$OUT/hangs.txt" >&2; kill -KILL "$pid"; } ) &
   dog=$!
   wait "$pid"; rc=$?

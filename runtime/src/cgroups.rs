@@ -302,7 +302,12 @@ pub fn hold_parents(cgroup_path: &Path, systemd: bool) -> Result<ParentsHeld> {
         };
         flock(&dir, libc::LOCK_SH)
             .map_err(|e| Error::Cgroup(format!("lock {}: {e}", lock_dir.display())))?;
-        if dir.metadata().map(|m| m.nlink() > 0).unwrap_or(false) {
+        // Still the directory at that path (cgroupfs keeps nlink of a removed one).
+        let same = match (dir.metadata(), fs::metadata(&lock_dir)) {
+            (Ok(held), Ok(now)) => (held.dev(), held.ino()) == (now.dev(), now.ino()),
+            _ => false,
+        };
+        if same {
             return Ok(ParentsHeld { _lock: Some(dir) });
         }
     }
